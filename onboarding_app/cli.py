@@ -1,0 +1,164 @@
+"""Command line: ``flask --app wsgi users|tokens|seed-demo|outbox ...`` (SPEC.md, "Command line")."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from . import accounts, contacts, outbox, provisioning
+from .errors import DomainError, ValidationFailed
+from .extensions import db
+from .models import ROLES, ApiToken, Contact, User
+
+
+def _fail(exc: DomainError) -> None:
+    message = exc.message
+    if isinstance(exc, ValidationFailed):
+        message += " " + " ".join(f"{k}: {v}" for k, v in exc.fields.items())
+    raise click.ClickException(message)
+
+
+users_cli = AppGroup("users", help="Manage users.")
+tokens_cli = AppGroup("tokens", help="Manage API tokens.")
+outbox_cli = AppGroup("outbox", help="Deliver queued emails.")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--password", required=True, help="At least 12 characters, not a common password.")
+@click.option("--name", default="")
+def users_create(email: str, role: str, password: str, name: str) -> None:
+    """Create a user with a password of their own (a staff account, say)."""
+    try:
+        user = accounts.create_user(db.session, email=email, role=role, password=password, name=name)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"Created {user.role} {user.email} (id {user.id}).")
+
+
+@users_cli.command("deactivate")
+@click.argument("email")
+def users_deactivate(email: str) -> None:
+    """Stop a user from signing in and end their sessions."""
+    user = db.session.execute(select(User).where(User.email == email.strip().lower())).scalar_one_or_none()
+    if user is None:
+        raise click.ClickException(f"No user has the email {email}.")
+    accounts.set_active(db.session, user.id, False)
+    click.echo(f"Deactivated {user.email}; their sessions have ended.")
+
+
+@tokens_cli.command("create")
+@click.argument("email")
+@click.option("--name", default="", help="What the token is for.")
+def tokens_create(email: str, name: str) -> None:
+    """Create an API token and print it, alone, on the last line. Only its hash is kept."""
+    try:
+        row, token = accounts.create_api_token(db.session, email, name=name)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"Token {row.id} for {email.strip().lower()}; it is shown only now:")
+    click.echo(token)
+
+
+@tokens_cli.command("revoke")
+@click.argument("token_id", type=int)
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token by id; it stops working at once."""
+    try:
+        accounts.revoke_api_token(db.session, token_id)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"Token {token_id} revoked.")
+
+
+@tokens_cli.command("list")
+def tokens_list() -> None:
+    """List tokens (never the tokens themselves)."""
+    rows = db.session.execute(
+        select(ApiToken, User.email).join(User, User.id == ApiToken.user_id).order_by(ApiToken.id)
+    ).all()
+    for token, email in rows:
+        state = "revoked" if token.revoked_at else "active"
+        click.echo(f"{token.id}\t{email}\t{token.name or '-'}\t{state}\tlast used {token.last_used_at or 'never'}")
+
+
+@outbox_cli.command("deliver")
+@click.option("--watch", type=float, default=None, metavar="SECONDS",
+              help="Keep running, delivering every SECONDS (for a worker process).")
+def outbox_deliver(watch: float | None) -> None:
+    """Send every pending email; print how many were sent and failed."""
+    while True:
+        report = outbox.deliver_pending(db.session)
+        click.echo(f"{report.sent} sent, {report.failed} failed")
+        if watch is None:
+            return
+        time.sleep(watch)
+
+
+DEMO_STAFF = ("sam@example.com", "Sam Staff", "staff", "demo-staff-pass-2026")
+DEMO_CLIENT_PASSWORD = "demo-client-pass-2026"
+DEMO_CONTACTS = [
+    # name, email, company, role, target status
+    ("Grace Hopper", "grace@example.com", "Compilers Inc", "client", "LEAD"),
+    ("Alan Turing", "alan@example.com", "Bletchley Labs", "client", "LEAD"),
+    ("Ada Lovelace", "ada@example.com", "Analytical Engines Ltd", "client", "QUALIFIED"),
+    ("Katherine Johnson", "katherine@example.com", "Orbital Mechanics", "partner", "QUALIFIED"),
+    ("Edsger Dijkstra", "edsger@example.com", "Shortest Path BV", "client", "QUALIFIED"),
+    ("Margaret Hamilton", "margaret@example.com", "Apollo Software", "client", "ONBOARDING"),
+    ("Barbara Liskov", "barbara@example.com", "Substitution Co", "partner", "ACTIVE"),
+    ("Charles Babbage", "charles@example.com", "Difference Engines", "client", "LOST"),
+]
+
+
+def _seed_contact(staff: User, name: str, email: str, company: str, role: str, target: str) -> str:
+    existing = db.session.execute(select(Contact).where(Contact.email == email)).scalar_one_or_none()
+    if existing is not None:
+        return f"kept     {name} ({existing.status})"
+    contact = contacts.create_contact(
+        db.session, {"name": name, "email": email, "company": company, "role": role}, actor=staff
+    )
+    if target == "LEAD":
+        return f"created  {name} (LEAD)"
+    contacts.change_status(db.session, contact.id, "LOST" if target == "LOST" else "QUALIFIED", actor=staff)
+    if target in ("QUALIFIED", "LOST"):
+        return f"created  {name} ({target})"
+    result = provisioning.provision_account(db.session, contact.id, actor=staff)
+    user_id = result.user.id
+    provisioning.set_password(db.session, user_id, DEMO_CLIENT_PASSWORD)
+    state = provisioning.onboarding_state(db.session, user_id)
+    open_required = [t.task.slug for t in state.tasks if t.task.required and not t.completed]
+    # Mid-onboarding: one more task done. Active: every required task done.
+    for slug in open_required[:1] if target == "ONBOARDING" else open_required:
+        provisioning.complete_task(db.session, user_id, slug)
+    return f"created  {name} ({target}), sign in as {email} / {DEMO_CLIENT_PASSWORD}"
+
+
+@click.command("seed-demo")
+def seed_demo() -> None:
+    """Demo staff, contacts in every status and one user mid-onboarding. Safe to run twice."""
+    email, name, role, password = DEMO_STAFF
+    staff = db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
+    if staff is None:
+        staff = accounts.create_user(db.session, email=email, role=role, password=password, name=name)
+        click.echo(f"created  staff {email}")
+    else:
+        click.echo(f"kept     staff {email}")
+    for row in DEMO_CONTACTS:
+        click.echo(_seed_contact(staff, *row))
+    base = current_app.config["APP_BASE_URL"]
+    click.echo("")
+    click.echo(f"Open {base}/login")
+    click.echo(f"  staff:  {email} / {password}")
+    click.echo(f"  client mid-onboarding: margaret@example.com / {DEMO_CLIENT_PASSWORD}")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+    app.cli.add_command(tokens_cli)
+    app.cli.add_command(outbox_cli)
+    app.cli.add_command(seed_demo)

@@ -1,0 +1,65 @@
+"""Settings read from the environment (SPEC.md, "Configuration")."""
+
+import os
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    """A required production setting is missing or malformed."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def from_environment(instance_path: str) -> dict:
+    """Build the configuration mapping from environment variables."""
+    default_db = "sqlite:///" + str(Path(instance_path) / "onboarding.sqlite3")
+    mail_server = os.environ.get("MAIL_SERVER") or None
+    return {
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL") or default_db,
+        "APP_BASE_URL": (os.environ.get("APP_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        "MAIL_SERVER": mail_server,
+        "MAIL_PORT": _int("MAIL_PORT", 25),
+        "MAIL_USE_TLS": _bool(os.environ.get("MAIL_USE_TLS")),
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD") or None,
+        "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER") or "Onboarding <onboarding@localhost>",
+        "TEMP_PASSWORD_TTL_HOURS": _int("TEMP_PASSWORD_TTL_HOURS", 72),
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI") or "memory://",
+    }
+
+
+DEFAULTS = {
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    # Cookies: never readable from scripts, not sent on cross-site posts, HTTPS only
+    # outside development and tests (see create_app).
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead of a clock
+    "LOGIN_RATE_LIMIT": "10 per minute",
+    "API_RATE_LIMIT": "600 per minute",
+    "RATELIMIT_HEADERS_ENABLED": True,
+    # Argon2id parameters: OWASP ASVS 5 asks at least t=2, m=19 MiB, p=1.
+    "ARGON2_TIME_COST": 2,
+    "ARGON2_MEMORY_COST_KIB": 19 * 1024,
+    "ARGON2_PARALLELISM": 1,
+    "FEED_PAGE_SIZE": 20,
+    "CONTACTS_PAGE_SIZE": 25,
+}

@@ -1,0 +1,70 @@
+"""The domain's errors: raised once by the services, mapped to HTTP once per blueprint."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every refusal the services make. ``code`` is stable, ``message`` is for people."""
+
+    code = "domain_error"
+
+    def __init__(self, message: str, **details) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class UnknownTask(NotFound):
+    code = "unknown_task"
+
+
+class ValidationFailed(DomainError):
+    """One or more fields are invalid; ``fields`` maps each to its problem."""
+
+    code = "invalid_fields"
+
+    def __init__(self, fields: dict[str, str], message: str = "Some fields are invalid.") -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+class Conflict(DomainError):
+    """The request does not fit the current state of things."""
+
+    code = "conflict"
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class NotQualified(DomainError):
+    code = "not_qualified"
+
+
+class NotProvisioned(Conflict):
+    code = "not_provisioned"
+
+
+class AutomaticTask(Conflict):
+    code = "automatic_task"
+
+
+class PasswordAlreadySet(Conflict):
+    code = "password_already_set"
+
+
+class InvalidCredentials(DomainError):
+    code = "invalid_credentials"
+
+
+class TemporaryPasswordExpired(InvalidCredentials):
+    code = "temporary_password_expired"

@@ -1,0 +1,240 @@
+"""Database models. Schema changes go through Flask-Migrate migrations only."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+ROLES = ("admin", "staff", "client", "partner")
+STAFF_ROLES = ("admin", "staff")
+ACCOUNT_ROLES = ("client", "partner")
+CONTACT_STATUSES = ("LEAD", "QUALIFIED", "ONBOARDING", "ACTIVE", "LOST")
+EMAIL_STATUSES = ("pending", "sent", "failed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored as naive UTC and always read back timezone-aware.
+
+    SQLite keeps no zone, so storing naive UTC everywhere keeps both databases alike.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class User(UserMixin, TimestampMixin, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLES), name="role"),
+        CheckConstraint("email = lower(email)", name="email_lower"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+    temp_password_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    active: Mapped[bool] = mapped_column(default=True)
+    # Flask-Login's alternative id: rotating it ends every session of the user.
+    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
+
+    contact: Mapped[Contact | None] = relationship(
+        back_populates="user", foreign_keys="Contact.user_id", uselist=False
+    )
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login
+        return self.active
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email
+
+    def get_id(self) -> str:  # Flask-Login
+        return self.session_token
+
+    def rotate_session_token(self) -> None:
+        self.session_token = new_session_token()
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email} {self.role}>"
+
+
+class Contact(TimestampMixin, db.Model):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        CheckConstraint(_in("role", ACCOUNT_ROLES), name="role"),
+        CheckConstraint(_in("status", CONTACT_STATUSES), name="status"),
+        CheckConstraint("email = lower(email)", name="email_lower"),
+        Index("ix_contacts_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Stored lower-case, so the unique constraint is case-insensitive.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    company: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str] = mapped_column(String(50), default="")
+    role: Mapped[str] = mapped_column(String(20), default="client")
+    status: Mapped[str] = mapped_column(String(20), default="LEAD")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), unique=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+
+    user: Mapped[User | None] = relationship(back_populates="contact", foreign_keys=[user_id])
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
+
+    def __repr__(self) -> str:
+        return f"<Contact {self.id} {self.email} {self.status}>"
+
+
+class FeedEvent(db.Model):
+    __tablename__ = "feed_events"
+    __table_args__ = (
+        Index("ix_feed_events_created_at_id", "created_at", "id"),
+        Index("ix_feed_events_type_id", "type", "id"),
+        Index("ix_feed_events_user_id_id", "user_id", "id"),
+        Index("ix_feed_events_contact_id_id", "contact_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
+    contact: Mapped[Contact | None] = relationship(foreign_keys=[contact_id])
+
+
+class ApiToken(db.Model):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    # SHA-256 of a 256-bit random token: the token itself is never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class OutboundEmail(db.Model):
+    """The outbox. A pending row says what to send, never a secret: the welcome
+    email's temporary password is issued and rendered at delivery, and the stored
+    bodies of a sent email have it redacted."""
+
+    __tablename__ = "outbound_emails"
+    __table_args__ = (
+        CheckConstraint(_in("status", EMAIL_STATUSES), name="status"),
+        Index("ix_outbound_emails_status_id", "status", "id"),
+        Index("ix_outbound_emails_contact_id_id", "contact_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    body_text: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+
+    user: Mapped[User | None] = relationship()
+    contact: Mapped[Contact | None] = relationship()
+
+
+class OnboardingTask(db.Model):
+    __tablename__ = "onboarding_tasks"
+    __table_args__ = (
+        UniqueConstraint("role", "slug", name="uq_onboarding_tasks_role_slug"),
+        Index("ix_onboarding_tasks_role_position", "role", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    slug: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    required: Mapped[bool] = mapped_column(default=True)
+    action_url: Mapped[str | None] = mapped_column(String(500))
+
+
+class OnboardingProgress(db.Model):
+    __tablename__ = "onboarding_progress"
+    __table_args__ = (
+        UniqueConstraint("user_id", "task_id", name="uq_onboarding_progress_user_id_task_id"),
+        CheckConstraint("completed IN (0, 1)", name="completed"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    task_id: Mapped[int] = mapped_column(ForeignKey("onboarding_tasks.id"), index=True)
+    completed: Mapped[int] = mapped_column(SmallInteger, default=0)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    task: Mapped[OnboardingTask] = relationship()

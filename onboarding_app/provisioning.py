@@ -1,0 +1,440 @@
+"""The onboarding workflow: provision an account for a qualified contact, track its
+checklist, and notice when onboarding is complete (SPEC.md, "The provisioning module").
+
+Every function takes the session and plain values, never reads the request, and commits its
+use case as a whole (or changes nothing and raises a ``DomainError``). The crm, onboarding
+and api blueprints all call these functions; none of them re-implements any step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session
+
+from . import outbox
+from .db_retry import run_in_transaction
+from .errors import (
+    AutomaticTask,
+    Conflict,
+    DomainError,
+    InvalidTransition,
+    NotFound,
+    NotProvisioned,
+    NotQualified,
+    PasswordAlreadySet,
+    UnknownTask,
+    ValidationFailed,
+)
+from .models import (
+    Contact,
+    FeedEvent,
+    OnboardingProgress,
+    OnboardingTask,
+    User,
+    utcnow,
+)
+from .security import hash_password, password_problems, verify_password
+
+__all__ = [
+    "AutomaticTask",
+    "Conflict",
+    "DomainError",
+    "InvalidTransition",
+    "NotFound",
+    "NotProvisioned",
+    "NotQualified",
+    "UnknownTask",
+    "ProvisionResult",
+    "TaskCompletion",
+    "OnboardingState",
+    "provision_account",
+    "resend_welcome_email",
+    "complete_task",
+    "check_onboarding_complete",
+    "change_password",
+    "set_password",
+    "onboarding_state",
+    "write_feed_event",
+]
+
+SET_PASSWORD_SLUG = "set-password"
+
+# Feed event types written by the workflow.
+EVENT_PROVISIONED = "onboarding.account.provisioned"
+EVENT_WELCOME_RESENT = "onboarding.welcome_email.resent"
+EVENT_TASK_COMPLETED = "onboarding.task.completed"
+EVENT_COMPLETED = "onboarding.completed"
+EVENT_PASSWORD_SET = "account.password.changed"
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    user: User
+    created: bool
+
+
+@dataclass(frozen=True)
+class TaskState:
+    task: OnboardingTask
+    completed: bool
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OnboardingState:
+    """A user's checklist as the dashboard and the API show it."""
+
+    tasks: list[TaskState]
+    required_total: int
+    required_completed: int
+    status: str | None  # the contact's status, when the user has a contact
+
+    @property
+    def complete(self) -> bool:
+        return self.required_completed == self.required_total
+
+    def task(self, slug: str) -> TaskState:
+        return next(t for t in self.tasks if t.task.slug == slug)
+
+
+@dataclass(frozen=True)
+class TaskCompletion:
+    task: TaskState
+    complete: bool
+    status: str | None
+    changed: bool
+
+
+def write_feed_event(
+    session: Session,
+    type: str,
+    *,
+    actor_id: int | None = None,
+    contact_id: int | None = None,
+    user_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> FeedEvent:
+    """Add one event to the action feed, in the caller's transaction."""
+    event = FeedEvent(
+        type=type, actor_id=actor_id, contact_id=contact_id, user_id=user_id, payload=data or {}
+    )
+    session.add(event)
+    return event
+
+
+def _actor_id(actor: User | int | None) -> int | None:
+    if actor is None or isinstance(actor, int):
+        return actor
+    return actor.id
+
+
+def _lock_contact(session: Session, contact_id: int) -> Contact:
+    """Load a contact and hold its row until the transaction ends (PostgreSQL; SQLite writes
+    are serialised by the database lock, and the retry loop settles what remains)."""
+    contact = session.execute(
+        select(Contact).where(Contact.id == contact_id).with_for_update()
+    ).scalar_one_or_none()
+    if contact is None:
+        raise NotFound(f"Contact {contact_id} does not exist.")
+    return contact
+
+
+def provision_account(
+    session: Session, contact_id: int, *, actor: User | int | None = None
+) -> ProvisionResult:
+    """Turn a QUALIFIED contact into an account: user, checklist, welcome email, feed event.
+
+    Idempotent: a contact that already has an account returns that user with
+    ``created=False`` and changes nothing. Concurrent calls for one contact end with one of
+    everything; the losers see the winner's user.
+    """
+    actor_id = _actor_id(actor)
+    queued: list[int] = []
+
+    def work() -> ProvisionResult:
+        queued.clear()
+        contact = _lock_contact(session, contact_id)
+        if contact.user_id is not None:
+            return ProvisionResult(user=session.get(User, contact.user_id), created=False)
+        if contact.status != "QUALIFIED":
+            raise NotQualified(
+                f"{contact.name} is {contact.status}; only a QUALIFIED contact can get an account.",
+                status=contact.status,
+            )
+
+        user = session.execute(select(User).where(User.email == contact.email)).scalar_one_or_none()
+        created = user is None
+        if created:
+            # The temporary password is issued when the welcome email is delivered, so
+            # until then the account has no usable password at all.
+            user = User(
+                email=contact.email,
+                name=contact.name,
+                role=contact.role,
+                password_hash=None,
+                must_change_password=True,
+            )
+            session.add(user)
+            session.flush()
+        elif user.contact is not None:
+            raise Conflict(f"The account {user.email} already belongs to another contact.")
+
+        contact.user_id = user.id
+        contact.status = "ONBOARDING"
+        _ensure_progress_rows(session, user)
+        email = outbox.queue_welcome_email(session, user=user, contact=contact, with_password=created)
+        session.flush()
+        queued.append(email.id)
+        write_feed_event(
+            session,
+            EVENT_PROVISIONED,
+            actor_id=actor_id,
+            contact_id=contact.id,
+            user_id=user.id,
+            data={"contact_id": contact.id, "user_id": user.id, "email": user.email, "created": created},
+        )
+        return ProvisionResult(user=user, created=True)
+
+    result = run_in_transaction(session, work)
+    for email_id in queued:
+        outbox.deliver_email(session, email_id)
+    # ``created`` in the result means "this call made the account", which is what callers
+    # branch on; whether a brand-new user was made is in the feed event.
+    return result
+
+
+def resend_welcome_email(session: Session, contact_id: int, *, actor: User | int | None = None) -> User:
+    """Queue a fresh welcome email. The old temporary password stops working now; the new one
+    is issued when this email is delivered."""
+    actor_id = _actor_id(actor)
+    queued: list[int] = []
+
+    def work() -> User:
+        queued.clear()
+        contact = _lock_contact(session, contact_id)
+        if contact.user_id is None:
+            raise NotProvisioned(f"{contact.name} has no account yet.")
+        user = session.get(User, contact.user_id)
+        if not user.must_change_password:
+            raise PasswordAlreadySet(
+                f"{user.email} has already set their own password; there is nothing to resend."
+            )
+        user.password_hash = None
+        user.temp_password_expires_at = None
+        email = outbox.queue_welcome_email(session, user=user, contact=contact, with_password=True)
+        session.flush()
+        queued.append(email.id)
+        write_feed_event(
+            session,
+            EVENT_WELCOME_RESENT,
+            actor_id=actor_id,
+            contact_id=contact.id,
+            user_id=user.id,
+            data={"contact_id": contact.id, "user_id": user.id, "email": user.email},
+        )
+        return user
+
+    user = run_in_transaction(session, work)
+    for email_id in queued:
+        outbox.deliver_email(session, email_id)
+    return user
+
+
+def _ensure_progress_rows(session: Session, user: User) -> None:
+    """One progress row per task of the user's role; existing rows are kept."""
+    have = select(OnboardingProgress.task_id).where(OnboardingProgress.user_id == user.id)
+    missing = session.execute(
+        select(OnboardingTask.id).where(OnboardingTask.role == user.role, OnboardingTask.id.not_in(have))
+    ).scalars()
+    session.add_all(OnboardingProgress(user_id=user.id, task_id=task_id, completed=0) for task_id in missing)
+    session.flush()
+
+
+def _required_counts(session: Session, user: User) -> tuple[int, int]:
+    done = and_(
+        OnboardingProgress.task_id == OnboardingTask.id,
+        OnboardingProgress.user_id == user.id,
+        OnboardingProgress.completed == 1,
+    )
+    total, completed = session.execute(
+        select(func.count(OnboardingTask.id), func.count(OnboardingProgress.id))
+        .select_from(OnboardingTask)
+        .outerjoin(OnboardingProgress, done)
+        .where(OnboardingTask.role == user.role, OnboardingTask.required.is_(True))
+    ).one()
+    return total, completed
+
+
+def _settle_completion(session: Session, user: User) -> bool:
+    """Whether every required task is done; the first time it is, move the contact to ACTIVE
+    and write ``onboarding.completed``. The conditional UPDATE makes that happen once."""
+    total, completed = _required_counts(session, user)
+    complete = completed == total
+    if complete:
+        moved = session.execute(
+            update(Contact)
+            .where(Contact.user_id == user.id, Contact.status == "ONBOARDING")
+            .values(status="ACTIVE", updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount == 1:
+            contact_id = session.execute(select(Contact.id).where(Contact.user_id == user.id)).scalar_one()
+            write_feed_event(
+                session,
+                EVENT_COMPLETED,
+                contact_id=contact_id,
+                user_id=user.id,
+                data={"contact_id": contact_id, "user_id": user.id, "email": user.email},
+            )
+    return complete
+
+
+def _lock_user(session: Session, user_id: int) -> User:
+    user = session.execute(select(User).where(User.id == user_id).with_for_update()).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"User {user_id} does not exist.")
+    return user
+
+
+def check_onboarding_complete(session: Session, user_id: int) -> bool:
+    """True when every required task of the user's role is completed. Moves the contact to
+    ACTIVE (once) the first time it is."""
+
+    def work() -> bool:
+        return _settle_completion(session, _lock_user(session, user_id))
+
+    return run_in_transaction(session, work)
+
+
+def _mark_done(session: Session, user: User, task: OnboardingTask) -> tuple[OnboardingProgress, bool]:
+    progress = session.execute(
+        select(OnboardingProgress).where(
+            OnboardingProgress.user_id == user.id, OnboardingProgress.task_id == task.id
+        )
+    ).scalar_one_or_none()
+    if progress is None:  # a task added to the checklist after provisioning
+        progress = OnboardingProgress(user_id=user.id, task_id=task.id, completed=0)
+        session.add(progress)
+    if progress.completed == 1:
+        return progress, False
+    progress.completed = 1
+    progress.completed_at = utcnow()
+    contact_id = session.execute(select(Contact.id).where(Contact.user_id == user.id)).scalar_one_or_none()
+    write_feed_event(
+        session,
+        EVENT_TASK_COMPLETED,
+        actor_id=user.id,
+        contact_id=contact_id,
+        user_id=user.id,
+        data={"slug": task.slug, "title": task.title, "required": task.required},
+    )
+    session.flush()
+    return progress, True
+
+
+def complete_task(session: Session, user_id: int, slug: str) -> TaskCompletion:
+    """Mark one checklist task done and run the completion check. Repeating it changes nothing."""
+
+    def work() -> TaskCompletion:
+        user = _lock_user(session, user_id)
+        task = session.execute(
+            select(OnboardingTask).where(OnboardingTask.role == user.role, OnboardingTask.slug == slug)
+        ).scalar_one_or_none()
+        if task is None:
+            raise UnknownTask(f"There is no task {slug!r} in your checklist.", slug=slug)
+        if task.slug == SET_PASSWORD_SLUG and user.must_change_password:
+            raise AutomaticTask("This task completes itself when you set your own password.")
+        progress, changed = _mark_done(session, user, task)
+        complete = _settle_completion(session, user)
+        status = session.execute(select(Contact.status).where(Contact.user_id == user.id)).scalar_one_or_none()
+        return TaskCompletion(
+            task=TaskState(task=task, completed=True, completed_at=progress.completed_at),
+            complete=complete,
+            status=status,
+            changed=changed,
+        )
+
+    return run_in_transaction(session, work)
+
+
+def change_password(
+    session: Session, user_id: int, *, current_password: str, new_password: str
+) -> User:
+    """The user replaces their password: the current one is checked, the new one must pass
+    the policy. Ends the user's other sessions and completes the ``set-password`` task."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"User {user_id} does not exist.")
+    fields: dict[str, str] = {}
+    if not verify_password(user.password_hash, current_password):
+        fields["current_password"] = "That is not your current password."
+    problems = password_problems(new_password, email=user.email, name=user.name)
+    if problems:
+        fields["new_password"] = " ".join(problems)
+    elif new_password == current_password:
+        fields["new_password"] = "Choose a password different from the current one."
+    if fields:
+        session.rollback()
+        raise ValidationFailed(fields, "The password was not changed.")
+    return _store_new_password(session, user_id, new_password)
+
+
+def set_password(session: Session, user_id: int, new_password: str) -> User:
+    """An operator sets a user's password (CLI, demo data); the policy still applies."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"User {user_id} does not exist.")
+    problems = password_problems(new_password, email=user.email, name=user.name)
+    if problems:
+        raise ValidationFailed({"password": " ".join(problems)}, "The password was not changed.")
+    return _store_new_password(session, user_id, new_password)
+
+
+def _store_new_password(session: Session, user_id: int, new_password: str) -> User:
+    new_hash = hash_password(new_password)
+
+    def work() -> User:
+        user = _lock_user(session, user_id)
+        user.password_hash = new_hash
+        user.must_change_password = False
+        user.temp_password_expires_at = None
+        user.rotate_session_token()
+        write_feed_event(session, EVENT_PASSWORD_SET, actor_id=user.id, user_id=user.id)
+        task = session.execute(
+            select(OnboardingTask).where(OnboardingTask.role == user.role, OnboardingTask.slug == SET_PASSWORD_SLUG)
+        ).scalar_one_or_none()
+        if task is not None and user.contact is not None:
+            _mark_done(session, user, task)
+            _settle_completion(session, user)
+        return user
+
+    return run_in_transaction(session, work)
+
+
+def onboarding_state(session: Session, user_id: int) -> OnboardingState:
+    """The user's checklist with each task's state, in two queries."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"User {user_id} does not exist.")
+    rows = session.execute(
+        select(OnboardingTask, OnboardingProgress.completed, OnboardingProgress.completed_at)
+        .outerjoin(
+            OnboardingProgress,
+            and_(OnboardingProgress.task_id == OnboardingTask.id, OnboardingProgress.user_id == user.id),
+        )
+        .where(OnboardingTask.role == user.role)
+        .order_by(OnboardingTask.position, OnboardingTask.id)
+    ).all()
+    tasks = [TaskState(task=t, completed=completed == 1, completed_at=at) for t, completed, at in rows]
+    required = [t for t in tasks if t.task.required]
+    status = user.contact.status if user.contact is not None else None
+    return OnboardingState(
+        tasks=tasks,
+        required_total=len(required),
+        required_completed=sum(1 for t in required if t.completed),
+        status=status,
+    )
