@@ -25,7 +25,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(config.from_environment(app.instance_path))
     if test_config:
         app.config.from_mapping(test_config)
-    _check_settings(app)
+    _check_settings(app, test_config or {})
 
     register_extensions(app)
     register_blueprints(app)
@@ -39,7 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
-def _check_settings(app: Flask) -> None:
+def _check_settings(app: Flask, explicit: dict) -> None:
     development = app.debug or app.testing
     if not app.config.get("SECRET_KEY"):
         if not development:
@@ -49,8 +49,9 @@ def _check_settings(app: Flask) -> None:
                 "Only development (--debug) and tests run without it."
             )
         app.config["SECRET_KEY"] = "development-only-not-secret"
-    app.config.setdefault("SESSION_COOKIE_SECURE", not development)
-    app.config.setdefault("REMEMBER_COOKIE_SECURE", not development)
+    for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
+        if key not in explicit:
+            app.config[key] = not development  # HTTPS-only cookies outside development
     app.config.setdefault("MAIL_DEBUG", False)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
