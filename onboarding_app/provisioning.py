@@ -58,6 +58,7 @@ __all__ = [
     "change_password",
     "set_password",
     "onboarding_state",
+    "required_progress",
     "write_feed_event",
 ]
 
@@ -74,7 +75,8 @@ EVENT_PASSWORD_SET = "account.password.changed"
 @dataclass(frozen=True)
 class ProvisionResult:
     user: User
-    created: bool
+    created: bool  # a new user was made (False: an existing user was linked, or nothing was done)
+    already_provisioned: bool = False  # the contact had its account before this call; nothing changed
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ def provision_account(
         queued.clear()
         contact = _lock_contact(session, contact_id)
         if contact.user_id is not None:
-            return ProvisionResult(user=session.get(User, contact.user_id), created=False)
+            return ProvisionResult(user=session.get(User, contact.user_id), created=False, already_provisioned=True)
         if contact.status != "QUALIFIED":
             raise NotQualified(
                 f"{contact.name} is {contact.status}; only a QUALIFIED contact can get an account.",
@@ -197,13 +199,11 @@ def provision_account(
             user_id=user.id,
             data={"contact_id": contact.id, "user_id": user.id, "email": user.email, "created": created},
         )
-        return ProvisionResult(user=user, created=True)
+        return ProvisionResult(user=user, created=created)
 
     result = run_in_transaction(session, work)
     for email_id in queued:
         outbox.deliver_email(session, email_id)
-    # ``created`` in the result means "this call made the account", which is what callers
-    # branch on; whether a brand-new user was made is in the feed event.
     return result
 
 
@@ -438,3 +438,34 @@ def onboarding_state(session: Session, user_id: int) -> OnboardingState:
         required_completed=sum(1 for t in required if t.completed),
         status=status,
     )
+
+
+@dataclass(frozen=True)
+class RequiredProgress:
+    required_total: int
+    required_completed: int
+
+    @property
+    def complete(self) -> bool:
+        return self.required_completed == self.required_total
+
+
+def required_progress(session: Session, user_ids: list[int]) -> dict[int, RequiredProgress]:
+    """Required tasks done per user, for any number of users in one query (contact pages,
+    lists and the API use it, so none of them counts row by row)."""
+    if not user_ids:
+        return {}
+    done = and_(
+        OnboardingProgress.task_id == OnboardingTask.id,
+        OnboardingProgress.user_id == User.id,
+        OnboardingProgress.completed == 1,
+    )
+    rows = session.execute(
+        select(User.id, func.count(OnboardingTask.id), func.count(OnboardingProgress.id))
+        .select_from(User)
+        .outerjoin(OnboardingTask, and_(OnboardingTask.role == User.role, OnboardingTask.required.is_(True)))
+        .outerjoin(OnboardingProgress, done)
+        .where(User.id.in_(user_ids))
+        .group_by(User.id)
+    ).all()
+    return {user_id: RequiredProgress(total, completed) for user_id, total, completed in rows}
