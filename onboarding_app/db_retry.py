@@ -11,6 +11,11 @@ from sqlalchemy.orm import Session
 
 T = TypeVar("T")
 
+
+class LostRace(Exception):
+    """A conditional write found the row already changed by a concurrent transaction.
+    ``run_in_transaction`` rolls back and runs the work again, which then sees the change."""
+
 # PostgreSQL: serialization failure, deadlock, lock not available.
 _RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}
 
@@ -37,9 +42,9 @@ def run_in_transaction(session: Session, work: Callable[[], T], *, attempts: int
             result = work()
             session.commit()
             return result
-        except DBAPIError as exc:
+        except (DBAPIError, LostRace) as exc:
             session.rollback()
-            if attempt == attempts or not _is_retryable(exc):
+            if attempt == attempts or not (isinstance(exc, LostRace) or _is_retryable(exc)):
                 raise
             time.sleep(random.uniform(0.005, 0.03) * attempt)
         except BaseException:

@@ -16,7 +16,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from . import outbox
-from .db_retry import run_in_transaction
+from .db_retry import LostRace, run_in_transaction
 from .errors import (
     AutomaticTask,
     Conflict,
@@ -185,8 +185,17 @@ def provision_account(
         elif user.contact is not None:
             raise Conflict(f"The account {user.email} already belongs to another contact.")
 
-        contact.user_id = user.id
-        contact.status = "ONBOARDING"
+        # Claim the contact only if it is still unclaimed: on SQLite, where a read takes no
+        # lock, a concurrent request may have provisioned it since we looked.
+        claimed = session.execute(
+            update(Contact)
+            .where(Contact.id == contact.id, Contact.user_id.is_(None), Contact.status == "QUALIFIED")
+            .values(user_id=user.id, status="ONBOARDING", updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:
+            raise LostRace(f"contact {contact.id} changed while being provisioned")
+        session.refresh(contact)
         _ensure_progress_rows(session, user)
         email = outbox.queue_welcome_email(session, user=user, contact=contact, with_password=created)
         session.flush()
@@ -319,10 +328,19 @@ def _mark_done(session: Session, user: User, task: OnboardingTask) -> tuple[Onbo
     if progress is None:  # a task added to the checklist after provisioning
         progress = OnboardingProgress(user_id=user.id, task_id=task.id, completed=0)
         session.add(progress)
+        session.flush()
     if progress.completed == 1:
         return progress, False
-    progress.completed = 1
-    progress.completed_at = utcnow()
+    # Only the transaction that flips 0 to 1 writes the feed event (SQLite reads take no lock).
+    flipped = session.execute(
+        update(OnboardingProgress)
+        .where(OnboardingProgress.id == progress.id, OnboardingProgress.completed == 0)
+        .values(completed=1, completed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(progress)
+    if flipped.rowcount != 1:
+        return progress, False
     contact_id = session.execute(select(Contact.id).where(Contact.user_id == user.id)).scalar_one_or_none()
     write_feed_event(
         session,
