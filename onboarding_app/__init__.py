@@ -40,13 +40,15 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def _check_settings(app: Flask, explicit: dict) -> None:
-    development = app.debug or app.testing
+    # Development: debug mode, tests, or the embedded SQLite default (no DATABASE_URL), which
+    # is what a fresh clone runs. Anything pointed at a real database is production.
+    development = app.debug or app.testing or app.config.get("EMBEDDED_DATABASE", False)
     if not app.config.get("SECRET_KEY"):
         if not development:
             raise config.ConfigError(
                 "SECRET_KEY is not set. Set it to a long random value, e.g. "
                 "SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))'). "
-                "Only development (--debug) and tests run without it."
+                "Only development (--debug, or the embedded SQLite default) and tests run without it."
             )
         app.config["SECRET_KEY"] = "development-only-not-secret"
     for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):

@@ -31,6 +31,8 @@ def from_environment(instance_path: str) -> dict:
     return {
         "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL") or default_db,
+        # No DATABASE_URL: the embedded SQLite default, i.e. a developer's machine.
+        "EMBEDDED_DATABASE": not os.environ.get("DATABASE_URL"),
         "APP_BASE_URL": (os.environ.get("APP_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "MAIL_SERVER": mail_server,
         "MAIL_PORT": _int("MAIL_PORT", 25),

@@ -30,13 +30,23 @@ def test_database_url_from_environment(monkeypatch):
 def test_secret_key_required_outside_development(monkeypatch):
     monkeypatch.delenv("SECRET_KEY", raising=False)
     monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@db.example/prod")
     with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
         create_app()
+
+
+def test_embedded_sqlite_default_runs_without_secret_key(monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    app = create_app()
+    assert app.config["SECRET_KEY"] and app.config["SESSION_COOKIE_SECURE"] is False
 
 
 def test_production_cookies_are_secure(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", "s" * 40)
     monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@db.example/prod")
     app = create_app()
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["REMEMBER_COOKIE_SECURE"] is True
@@ -44,6 +54,7 @@ def test_production_cookies_are_secure(monkeypatch):
 
 def test_settings_read_from_environment(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@db.example/prod")
     monkeypatch.setenv("APP_BASE_URL", "https://onboarding.example.com/")
     monkeypatch.setenv("TEMP_PASSWORD_TTL_HOURS", "24")
     monkeypatch.setenv("MAIL_SERVER", "smtp.example.com")
