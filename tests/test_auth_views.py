@@ -185,3 +185,26 @@ def test_expired_temporary_password_does_not_sign_in(app, make, auth, mailbox):
     response = auth.login("ada@example.com", temp)
     assert response.status_code == 401
     assert "temporary password has expired" in response.get_data(as_text=True)
+
+
+def test_rate_limit_is_shared_across_app_servers_through_redis(app_config, make):
+    """With RATELIMIT_STORAGE_URI on Redis, two app processes count sign-ins together."""
+    import uuid
+
+    import redis
+
+    from onboarding_app import create_app
+
+    from .conftest import Auth
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.fail("Redis is not running on 127.0.0.1:6379 (CI starts it; see .ci/run)")
+    config = dict(app_config, RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0",
+                  RATELIMIT_KEY_PREFIX=f"test-{uuid.uuid4().hex}", LOGIN_RATE_LIMIT="4 per minute")
+    make.user("staff", email="sam@example.com")
+    first, second = Auth(create_app(config).test_client()), Auth(create_app(config).test_client())
+    statuses = [first.login("sam@example.com", "wrong-password-123").status_code for _ in range(2)]
+    statuses += [second.login("sam@example.com", "wrong-password-123").status_code for _ in range(3)]
+    assert statuses == [401, 401, 401, 401, 429]
