@@ -1,13 +1,241 @@
-"""Staff pages for CRM contacts. (Placeholder until the UI issue.)"""
+"""Staff pages for CRM contacts: the list, the forms, a contact's page with its status actions,
+"Approve & Create Account" and the account's onboarding and welcome email.
 
-from flask import Blueprint, render_template
+Every view parses the request, calls one service (``contacts`` or ``provisioning``) and renders.
+A refusal from a service is shown where the control was: htmx requests get the partial with
+the message (400/409/422, which static/app.js swaps); plain form posts are redirected back
+with the message flashed, or re-render the form with its errors inline.
+"""
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from .. import contacts, outbox, provisioning
 from ..auth.decorators import staff_required
+from ..errors import Conflict, DomainError, EmailTaken, NotFound, NotQualified, ValidationFailed
+from ..extensions import db
+from ..models import CONTACT_STATUSES, Contact, OutboundEmail, User
+from ..web import format_when, is_htmx, refusal_status, vary_on_htmx
+from .forms import ContactForm, NewContactForm
 
 bp = Blueprint("crm", __name__)
+bp.add_app_template_filter(format_when, "when")
+
+# The staff status actions, in the order they are offered: (target status, button label).
+STATUS_ACTIONS = {
+    "LEAD": [("QUALIFIED", "Qualify"), ("LOST", "Mark lost")],
+    "QUALIFIED": [("LEAD", "Back to lead"), ("LOST", "Mark lost")],
+    "LOST": [("LEAD", "Reopen")],
+}
 
 
-@bp.get("/contacts")
+@bp.errorhandler(NotFound)
+def not_found(exc: NotFound):
+    """A contact id that does not exist: the app's 404 page (htmx does not swap it)."""
+    return render_template("errors/error.html", status=404, message=exc.message), 404
+
+
+@bp.app_context_processor
+def crm_helpers():
+    return {"status_actions": STATUS_ACTIONS, "contact_statuses": CONTACT_STATUSES}
+
+
+@dataclass(frozen=True)
+class Account:
+    """What a contact's page shows about its account."""
+
+    user: User
+    progress: provisioning.RequiredProgress
+    email: OutboundEmail | None
+
+
+def _account(contact: Contact) -> Account | None:
+    """Read the account's progress and its latest welcome email (two reads, no writes)."""
+    if contact.user_id is None:
+        return None
+    progress = provisioning.required_progress(db.session, [contact.user_id])[contact.user_id]
+    return Account(contact.user, progress, outbox.latest_welcome_email(db.session, contact.id))
+
+
+def _actor() -> User:
+    return current_user._get_current_object()
+
+
+# --- the list ----------------------------------------------------------------------------------
+
+
+@bp.get("/contacts", endpoint="contacts")
 @staff_required
-def contacts():
-    return render_template("crm/contacts.html")
+def contacts_page():
+    """The list with status filter, search and pages; ``HX-Request`` gets the results alone."""
+    args = request.args
+    errors: dict[str, str] = {}
+    try:
+        filters = contacts.parse_listing(
+            args.get("status"), args.get("q"), args.get("page"), args.get("per_page"),
+            default_per_page=current_app.config["CONTACTS_PAGE_SIZE"],
+        )
+    except ValidationFailed as exc:
+        errors = exc.fields
+        page, progress = contacts.ContactPage([], 1, 1, 0), {}
+    else:
+        page = contacts.list_contacts(db.session, **filters)
+        progress = provisioning.required_progress(db.session, [c.user_id for c in page.items if c.user_id])
+    context = {
+        "page": page, "progress": progress, "errors": errors,
+        "q": args.get("q", ""), "status": args.get("status", ""),
+    }
+    template = "crm/_contact_results.html" if is_htmx() else "crm/contacts.html"
+    return vary_on_htmx(current_app.make_response((render_template(template, **context), 422 if errors else 200)))
+
+
+# --- new and edit ------------------------------------------------------------------------------
+
+
+@bp.route("/contacts/new", methods=["GET", "POST"])
+@staff_required
+def new_contact():
+    form = NewContactForm()
+    field_errors: dict[str, str] = {}
+    status = 200
+    if form.validate_on_submit():
+        try:
+            contact = contacts.create_contact(db.session, form.values(), actor=_actor())
+        except ValidationFailed as exc:
+            field_errors, status = exc.fields, 422
+        except EmailTaken as exc:
+            field_errors, status = {"email": exc.message}, 409
+        else:
+            flash(f"{contact.name} was added as a lead.", "success")
+            return redirect(url_for(".contact", contact_id=contact.id))
+    elif form.is_submitted():
+        status = 422
+    return render_template("crm/contact_form.html", form=form, field_errors=field_errors, contact=None), status
+
+
+@bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
+@staff_required
+def edit_contact(contact_id: int):
+    contact = contacts.get_contact(db.session, contact_id)
+    form = ContactForm(obj=contact)
+    field_errors: dict[str, str] = {}
+    status = 200
+    if form.validate_on_submit():
+        try:
+            contact = contacts.update_contact(db.session, contact_id, form.values(), actor=_actor())
+        except ValidationFailed as exc:
+            field_errors, status = exc.fields, 422
+        except Conflict as exc:  # InvalidTransition: the role is fixed once the account exists
+            field_errors, status = {exc.details.get("field", "name"): exc.message}, 409
+        else:
+            flash(f"{contact.name} was saved.", "success")
+            return redirect(url_for(".contact", contact_id=contact.id))
+    elif form.is_submitted():
+        status = 422
+    return render_template("crm/contact_form.html", form=form, field_errors=field_errors, contact=contact), status
+
+
+# --- a contact's page and its actions ------------------------------------------------------
+
+
+@bp.get("/contacts/<int:contact_id>")
+@staff_required
+def contact(contact_id: int):
+    contact = contacts.get_contact(db.session, contact_id)
+    return render_template("crm/contact.html", contact=contact, account=_account(contact))
+
+
+def _refused(message: str, fallback: str):
+    """A refusal on a plain (no-JS) form post: say why on the page the user came from."""
+    flash(message, "error")
+    return redirect(fallback)
+
+
+def _message(exc: DomainError) -> str:
+    if isinstance(exc, ValidationFailed):
+        return " ".join(exc.fields.values()) or exc.message
+    return exc.message
+
+
+@bp.post("/contacts/<int:contact_id>/status")
+@staff_required
+def change_status(contact_id: int):
+    """Qualify, Back to lead, Mark lost, Reopen. htmx gets the contact's state region back."""
+    target = request.form.get("status", "")
+    page_url = url_for(".contact", contact_id=contact_id)
+    error, status = None, 200
+    try:
+        contact = contacts.change_status(db.session, contact_id, target, actor=_actor())
+    except (ValidationFailed, Conflict) as exc:  # an unknown status, InvalidTransition
+        if not is_htmx():
+            return _refused(_message(exc), page_url)
+        error, status = _message(exc), refusal_status(exc)
+        contact = contacts.get_contact(db.session, contact_id)
+    else:
+        if not is_htmx():
+            flash(f"{contact.name} is now {contact.status}.", "success")
+            return redirect(page_url)
+    return render_template(
+        "crm/_contact_state.html", contact=contact, account=_account(contact), status_error=error,
+        status_notice=None if error else f"Moved to {contact.status}.",
+    ), status
+
+
+@bp.post("/contacts/<int:contact_id>/provision")
+@staff_required
+def provision(contact_id: int):
+    """Approve & Create Account. htmx gets the approve control back showing the result (or the
+    refusal) in place; from the contact page the status region is updated out of band."""
+    origin = "dashboard" if request.form.get("origin") == "dashboard" else "contact"
+    back = url_for("onboarding.dashboard") if origin == "dashboard" else url_for(".contact", contact_id=contact_id)
+    result, error, status = None, None, 200
+    try:
+        result = provisioning.provision_account(db.session, contact_id, actor=current_user.id)
+    except (NotQualified, Conflict) as exc:
+        if not is_htmx():
+            return _refused(exc.message, back)
+        error, status = exc.message, refusal_status(exc)
+    if result is not None and result.already_provisioned:
+        # Someone else approved it first (or this is a repeat): nothing new was made.
+        error, status = f"Already approved: the account {result.user.email} exists; nothing was changed.", 409
+    if not is_htmx():
+        if error:
+            flash(error, "error")
+        else:
+            flash(f"Account created for {result.user.email}; the welcome email is on its way.", "success")
+        return redirect(back)
+    contact = contacts.get_contact(db.session, contact_id)
+    response = current_app.make_response((render_template(
+        "crm/_approve_response.html", contact=contact, account=_account(contact), origin=origin,
+        result=result, approve_error=error,
+    ), status))
+    if result is not None and not result.already_provisioned:
+        response.headers["HX-Trigger"] = "feed-changed"  # the dashboard's feed reloads itself
+    return response
+
+
+@bp.post("/contacts/<int:contact_id>/resend-welcome")
+@staff_required
+def resend_welcome(contact_id: int):
+    """Issue a fresh temporary password and send the welcome email again."""
+    page_url = url_for(".contact", contact_id=contact_id)
+    notice, error, status = None, None, 200
+    try:
+        user = provisioning.resend_welcome_email(db.session, contact_id, actor=current_user.id)
+    except Conflict as exc:  # NotProvisioned, PasswordAlreadySet
+        if not is_htmx():
+            return _refused(exc.message, page_url)
+        error, status = exc.message, refusal_status(exc)
+    else:
+        notice = f"A new temporary password was issued for {user.email}; the old one no longer works."
+        if not is_htmx():
+            flash(notice, "success")
+            return redirect(page_url)
+    contact = contacts.get_contact(db.session, contact_id)
+    return render_template(
+        "crm/_account.html", contact=contact, account=_account(contact), resend_notice=notice, resend_error=error,
+    ), status

@@ -1,12 +1,96 @@
-"""The dashboard: a user's onboarding checklist, or the staff overview. (Placeholder until the UI issue.)"""
+"""The dashboard: a provisioned user's onboarding checklist above their action feed, or the
+staff overview (pipeline, contacts waiting for approval, the whole feed); and "Mark done".
 
-from flask import Blueprint, render_template
-from flask_login import login_required
+htmx requests get fragments: the feed alone when paging it, a task row (with the progress bar
+out of band) after "Mark done", or the "You're all set" message once the last required task is
+done. Without JavaScript the same forms post and redirect back to the dashboard.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from .. import contacts, feed, provisioning
+from ..errors import AutomaticTask, NotFound, ValidationFailed
+from ..extensions import db
+from ..web import format_when, is_htmx, refusal_status, vary_on_htmx
 
 bp = Blueprint("onboarding", __name__)
+bp.add_app_template_filter(format_when, "when")
+bp.add_app_template_global(feed.describe, "describe_event")
+
+FEED_CHANGED = "feed-changed"  # htmx event: the feed section (_feed.html) fetches itself again
+WAITING_LIMIT = 10  # contacts waiting for approval shown on the staff dashboard
+
+
+@bp.errorhandler(NotFound)
+def not_found(exc: NotFound):
+    """A task that is not in the user's checklist (UnknownTask): the app's 404 page."""
+    return render_template("errors/error.html", status=404, message=exc.message), 404
+
+
+def _feed_page():
+    """The feed page asked for by ``?before=`` (the id cursor), newest first."""
+    size = current_app.config["FEED_PAGE_SIZE"]
+    try:
+        query = feed.parse_feed_query(None, request.args.get("before"), None, default_limit=size)
+    except ValidationFailed as exc:
+        return feed.list_feed(db.session, current_user, limit=size), " ".join(exc.fields.values())
+    return feed.list_feed(db.session, current_user, before=query["before"], limit=query["limit"]), None
 
 
 @bp.get("/dashboard")
 @login_required
 def dashboard():
-    return render_template("onboarding/dashboard.html")
+    """``HX-Request`` (paging the feed) gets the feed section alone."""
+    events, feed_error = _feed_page()
+    context = {"events": events, "feed_error": feed_error, "before": request.args.get("before")}
+    if is_htmx():
+        return vary_on_htmx(current_app.make_response(render_template("onboarding/_feed.html", **context)))
+    if current_user.is_staff:
+        context.update(
+            pipeline=contacts.pipeline_counts(db.session),
+            waiting=contacts.list_contacts(db.session, status="QUALIFIED", per_page=WAITING_LIMIT),
+        )
+        template = "onboarding/staff_dashboard.html"
+    else:
+        has_checklist = current_user.contact is not None
+        context["state"] = provisioning.onboarding_state(db.session, current_user.id) if has_checklist else None
+        template = "onboarding/dashboard.html"
+    return vary_on_htmx(current_app.make_response(render_template(template, **context)))
+
+
+@bp.post("/onboarding/tasks/<slug>/complete")
+@login_required
+def complete_task(slug: str):
+    """Mark one checklist task done. htmx gets that row back (and the progress bar out of
+    band), or, when this finished the last required task, "You're all set" for the widget."""
+    dashboard_url = url_for(".dashboard")
+    try:
+        done = provisioning.complete_task(db.session, current_user.id, slug)
+    except AutomaticTask as exc:
+        if not is_htmx():
+            flash(exc.message, "error")
+            return redirect(dashboard_url)
+        state = provisioning.onboarding_state(db.session, current_user.id)
+        return render_template(
+            "onboarding/_task_row.html", item=state.task(slug), row_error=exc.message
+        ), refusal_status(exc)
+    if not is_htmx():
+        if done.changed:
+            flash("You're all set: every required task is done." if done.complete and done.task.task.required
+                  else f"Done: {done.task.task.title}.", "success")
+        return redirect(dashboard_url + f"#task-{slug}")
+    state = provisioning.onboarding_state(db.session, current_user.id)
+    if done.complete and done.changed and done.task.task.required:
+        response = current_app.make_response(render_template("onboarding/_all_set.html", state=state))
+        response.headers["HX-Retarget"] = "#onboarding-widget"
+        response.headers["HX-Reswap"] = "innerHTML"
+    else:
+        response = current_app.make_response(render_template(
+            "onboarding/_task_update.html", item=state.task(slug), state=state, progress_oob=not state.complete,
+        ))
+    if done.changed:
+        response.headers["HX-Trigger"] = FEED_CHANGED  # the feed section reloads itself
+    return response

@@ -1,0 +1,208 @@
+"""The two flows of issue 5 in a real browser, and axe-core on the main pages."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from playwright.sync_api import expect
+
+from onboarding_app import provisioning
+from onboarding_app.extensions import db
+from onboarding_app.models import Contact
+from tests.conftest import NEW_PASSWORD, STAFF_PASSWORD
+
+
+def _wait_for_mail(mailbox, address: str, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if mailbox.to(address):
+            return mailbox.to(address)
+        time.sleep(0.05)
+    raise AssertionError(f"no email to {address} within {timeout}s")
+
+
+def _approve(app, make, name: str, email: str, actor_id: int) -> int:
+    """A QUALIFIED contact approved by staff (through the service), as the first flow does."""
+    contact_id = make.contact("QUALIFIED", name=name, email=email)
+    with app.app_context():
+        provisioning.provision_account(db.session, contact_id, actor=actor_id)
+        db.session.remove()
+    return contact_id
+
+
+def _contact_status(app, contact_id: int) -> str:
+    with app.app_context():
+        status = db.session.get(Contact, contact_id).status
+        db.session.remove()
+        return status
+
+
+def test_staff_approves_a_qualified_contact_without_a_reload(app, make, page, mailbox):
+    make.user("staff", email="sam@example.com", name="Sam")
+    contact_id = make.contact("QUALIFIED", name="Ada Lovelace", email="ada@example.com")
+    make.contact("LEAD", name="Grace Hopper", email="grace@example.com")
+
+    page.sign_in("sam@example.com", STAFF_PASSWORD)
+    expect(page.locator("#waiting")).to_contain_text("Ada Lovelace")
+    page.screenshot_to("staff-dashboard.png")
+    page.get_by_role("link", name="Contacts").click()
+    page.screenshot_to("crm-contacts.png")
+    page.get_by_role("link", name="Ada Lovelace").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Ada Lovelace")
+    expect(page.locator("#contact-status .badge")).to_have_text("QUALIFIED")
+
+    dialogs = []
+
+    def accept(dialog):
+        dialogs.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    page.mark_page()
+    page.get_by_role("button", name="Approve & Create Account").click()
+
+    result = page.locator(f"#approve-{contact_id}")
+    expect(result.locator(".notice")).to_contain_text("Account created for ada@example.com")
+    expect(result.locator(".notice")).to_contain_text("onboarding 0 of 4 required done")
+    expect(page.locator("#contact-status .badge")).to_have_text("ONBOARDING")  # out of band
+    expect(result.locator(".welcome-email")).to_contain_text("sent")
+    expect(page.get_by_role("button", name="Approve & Create Account")).to_have_count(0)
+    assert dialogs == ["Create an account for Ada Lovelace and email them?"]
+    page.assert_not_reloaded()
+    page.screenshot_to("crm-contact-approved.png")
+
+    (welcome,) = _wait_for_mail(mailbox, "ada@example.com")
+    assert welcome["Subject"] == "Welcome! Your account is ready"
+    assert mailbox.temporary_password("ada@example.com")
+    assert _contact_status(app, contact_id) == "ONBOARDING"
+
+    # The page as anyone opening it later sees it: progress, email state, resend.
+    page.reload()
+    expect(page.locator(f"#account-{contact_id}")).to_contain_text("0 of 4 required done")
+    expect(page.get_by_role("button", name="Resend welcome email")).to_be_visible()
+    page.screenshot_to("crm-contact.png")
+
+
+def test_new_user_sets_a_password_and_completes_the_checklist(app, make, new_page, mailbox):
+    sam = make.user("staff", email="sam@example.com", name="Sam")
+    contact_id = _approve(app, make, "Margaret Hamilton", "margaret@example.com", sam)
+    temporary = _wait_for_mail(mailbox, "margaret@example.com") and mailbox.temporary_password(
+        "margaret@example.com"
+    )
+
+    user = new_page()
+    user.sign_in("margaret@example.com", temporary)
+    # A temporary password leads to /account/password before anything else.
+    expect(user.page).to_have_url(re.compile(r"/account/password$"))
+    user.open("/dashboard")
+    expect(user.page).to_have_url(re.compile(r"/account/password$"))
+    user.get_by_label("Current password", exact=True).fill(temporary)
+    user.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    user.get_by_label("Repeat the new password").fill(NEW_PASSWORD)
+    user.get_by_role("button", name="Set password").click()
+    expect(user.page).to_have_url(re.compile(r"/dashboard$"))
+
+    # The checklist sits above the feed; set-password ticked itself off.
+    widget = user.locator("#onboarding-widget")
+    progress = user.locator("#onboarding-progress")
+    expect(progress).to_contain_text("1 of 4 required done")
+    expect(progress.locator("progress")).to_have_attribute("value", "1")
+    assert user.evaluate(
+        "document.querySelector('#onboarding-widget').compareDocumentPosition("
+        "document.querySelector('#feed')) & Node.DOCUMENT_POSITION_FOLLOWING"
+    )
+    expect(user.locator("#task-set-password")).to_contain_text("Done")
+    expect(user.locator("#task-set-password").get_by_role("button", name="Mark done")).to_have_count(0)
+
+    user.mark_page()
+    for done, slug in enumerate(["complete-profile", "accept-terms"], start=2):
+        row = user.locator(f"#task-{slug}")
+        row.get_by_role("button", name="Mark done").click()
+        expect(row).to_contain_text("Done")
+        expect(row.get_by_role("button", name="Mark done")).to_have_count(0)
+        expect(progress).to_contain_text(f"{done} of 4 required done")
+        expect(progress.locator("progress")).to_have_attribute("value", str(done))
+    # The feed below reloads itself after each completion (HX-Trigger: feed-changed).
+    expect(user.locator("#feed")).to_contain_text("Margaret Hamilton completed “Review and accept the service terms”")
+
+    # An optional task swaps its row and leaves the required count alone.
+    user.locator("#task-book-kickoff-call").get_by_role("button", name="Mark done").click()
+    expect(user.locator("#task-book-kickoff-call")).to_contain_text("Done")
+    expect(progress).to_contain_text("3 of 4 required done")
+    user.screenshot_to("user-dashboard.png")
+    user.page.set_viewport_size({"width": 390, "height": 844})
+    user.screenshot_to("user-dashboard-phone.png")
+    user.page.set_viewport_size({"width": 1280, "height": 900})
+
+    user.locator("#task-add-billing-contact").get_by_role("button", name="Mark done").click()
+    expect(widget.get_by_role("heading", name="You're all set")).to_be_visible()
+    expect(user.locator("#onboarding-progress")).to_have_count(0)
+    # The optional task still open stays doable in place.
+    user.locator("#task-invite-teammates").get_by_role("button", name="Mark done").click()
+    expect(user.locator("#task-invite-teammates")).to_contain_text("Done")
+    user.assert_not_reloaded()
+    user.screenshot_to("user-dashboard-done.png")
+    assert _contact_status(app, contact_id) == "ACTIVE"
+
+    staff = new_page()
+    staff.sign_in("sam@example.com", STAFF_PASSWORD)
+    staff.open(f"/crm/contacts/{contact_id}")
+    expect(staff.locator("#contact-status .badge")).to_have_text("ACTIVE")
+    expect(staff.locator(f"#account-{contact_id}")).to_contain_text("4 of 4 required done")
+    staff.open("/dashboard")
+    expect(staff.locator("#feed")).to_contain_text("Margaret Hamilton finished onboarding and is now active")
+    expect(staff.locator("#feed")).to_contain_text("Sam approved Margaret Hamilton; account created")
+
+
+def test_contact_search_as_you_type_swaps_the_results(make, page):
+    make.user("staff", email="sam@example.com", name="Sam")
+    make.contact("QUALIFIED", name="Ada Lovelace", email="ada@example.com")
+    make.contact("LEAD", name="Grace Hopper", email="grace@example.com")
+    page.sign_in("sam@example.com", STAFF_PASSWORD)
+    page.open("/crm/contacts")
+    page.mark_page()
+    page.get_by_label("Search").press_sequentially("grac")
+    expect(page.locator("#contact-results")).to_contain_text("Grace Hopper")
+    expect(page.locator("#contact-results")).not_to_contain_text("Ada Lovelace")
+    page.get_by_label("Search").fill("")
+    page.get_by_label("Status").select_option("QUALIFIED")
+    expect(page.locator("#contact-results")).to_contain_text("Ada Lovelace")
+    expect(page.locator("#contact-results")).not_to_contain_text("Grace Hopper")
+    assert page.evaluate("window.__noReload") == "still here"
+    assert "status=QUALIFIED" in page.url  # hx-push-url keeps the address shareable
+
+
+def test_pages_have_no_serious_accessibility_violations(app, make, new_page, mailbox):
+    sam = make.user("staff", email="sam@example.com", name="Sam")
+    qualified = make.contact("QUALIFIED", name="Ada Lovelace", email="ada@example.com")
+    provisioned = _approve(app, make, "Margaret Hamilton", "margaret@example.com", sam)
+    make.contact("LEAD", name="Grace Hopper", email="grace@example.com")
+    temporary = mailbox.temporary_password("margaret@example.com")
+
+    found = {}
+    staff = new_page()
+    staff.open("/login")
+    found["sign-in"] = staff.axe_violations()
+    staff.sign_in("sam@example.com", STAFF_PASSWORD)
+    for name, path in [
+        ("staff dashboard", "/dashboard"),
+        ("contact list", "/crm/contacts"),
+        ("qualified contact", f"/crm/contacts/{qualified}"),
+        ("provisioned contact", f"/crm/contacts/{provisioned}"),
+        ("new contact form", "/crm/contacts/new"),
+    ]:
+        staff.open(path)
+        found[name] = staff.axe_violations()
+
+    user = new_page()
+    user.sign_in("margaret@example.com", temporary)
+    found["password page"] = user.axe_violations()
+    user.get_by_label("Current password", exact=True).fill(temporary)
+    user.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    user.get_by_label("Repeat the new password").fill(NEW_PASSWORD)
+    user.get_by_role("button", name="Set password").click()
+    expect(user.locator("#onboarding-progress")).to_be_visible()
+    found["user dashboard"] = user.axe_violations()
+
+    assert {page: v for page, v in found.items() if v} == {}
