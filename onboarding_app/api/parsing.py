@@ -1,0 +1,53 @@
+"""Reading request input: the JSON body and path values, before any service sees them."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import request
+
+from ..errors import UnknownTask
+from .errors import ApiError
+
+# Path ids: the largest value an INTEGER column holds. Larger ids cannot exist, so the
+# route does not match them (404) instead of asking the database an out-of-range question.
+MAX_ID = 2**31 - 1
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+
+
+def _check_text(value: Any) -> None:
+    """Every string must be encodable as UTF-8 (JSON allows lone surrogates; databases don't)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            item.encode("utf-8")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def json_object() -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 saying what is wrong with it."""
+    if not request.is_json:
+        raise ApiError(400, "malformed_json", "Send a JSON object with Content-Type: application/json.")
+    raw = request.get_data(cache=True)  # 413 when larger than MAX_CONTENT_LENGTH
+    try:
+        data = json.loads(raw)
+        _check_text(data)
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError
+        raise ApiError(400, "malformed_json", "The body is not valid JSON (UTF-8).") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "The body must be a JSON object.")
+    return data
+
+
+def task_slug(slug: str) -> str:
+    """A slug that could be in a checklist; anything else cannot be, so it is unknown."""
+    if not _SLUG.fullmatch(slug):
+        raise UnknownTask("There is no such task in your checklist.", slug=slug[:64])
+    return slug
