@@ -121,6 +121,13 @@ class Contact(TimestampMixin, db.Model):
         CheckConstraint(_in("status", CONTACT_STATUSES), name="status"),
         CheckConstraint("email = lower(email)", name="email_lower"),
         Index("ix_contacts_status_id", "status", "id"),
+        # Substring search (contacts.list_contacts): pg_trgm GIN on PostgreSQL, a covering
+        # index on SQLite. Migration 0003_contact_search_and_counts.
+        Index(
+            "ix_contacts_search", "name", "email", "company",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops", "email": "gin_trgm_ops", "company": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -139,6 +146,16 @@ class Contact(TimestampMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<Contact {self.id} {self.email} {self.status}>"
+
+
+class ContactStatusCount(db.Model):
+    """How many contacts are in each status, kept by triggers on ``contacts`` (migration
+    0003_contact_search_and_counts), so totals never count the whole table. Read-only here."""
+
+    __tablename__ = "contact_status_counts"
+
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    contacts: Mapped[int] = mapped_column(Integer)
 
 
 class FeedEvent(db.Model):

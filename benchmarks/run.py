@@ -1,0 +1,431 @@
+"""The benchmark: the app under gunicorn against a bare Flask app, at N=1,000 and N=100,000.
+
+    .venv/bin/python -m benchmarks.run                      # SQLite
+    .venv/bin/python -m benchmarks.run --database-url postgresql+psycopg://postgres@127.0.0.1:5432/onb_bench
+
+For each size: build the data (benchmarks.build), serve the app with gunicorn exactly as the
+README's production section says (``gunicorn --workers 2 --threads 4 wsgi:app`` with
+SECRET_KEY and DATABASE_URL set) and, next to it, the bare Flask app (benchmarks.bare) with
+the same settings; drive each route with wrk on loopback (8 connections, bounded in time);
+print the table with every figure also as a ratio to the bare endpoint, and write it as JSON
+to benchmarks/results/<database>.json. Databases it made are dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+
+from . import build
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+# The production settings the README documents: 2 workers (one per core) with 4 threads
+# each, so a worker waiting on the database still serves other requests.
+GUNICORN_SETTINGS = ["--workers", "2", "--threads", "4"]
+CONNECTIONS = 8
+BARE = "bare"
+ROUTES = {
+    "bare": "GET / (bare Flask, constant JSON)",
+    "api_onboarding": "GET /api/v1/onboarding",
+    "api_complete": "POST /api/v1/onboarding/complete/<slug>",
+    "api_contacts_search": f"GET /api/v1/crm/contacts?status=QUALIFIED&q={build.SEARCH_TERM}",
+    "crm_contacts": "GET /crm/contacts (staff page)",
+    "dashboard": "GET /dashboard (staff page)",
+    "api_provision": "POST /api/v1/crm/contacts/<id>/provision",
+}
+EXPECTED_STATUS = {"api_complete": 200, "api_provision": 201}
+
+
+# --- servers -----------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A gunicorn process serving ``app`` on a loopback port."""
+
+    def __init__(self, app: str, env: dict[str, str], log: Path) -> None:
+        self.port = _free_port()
+        self.log = log
+        command = [str(Path(sys.executable).with_name("gunicorn")), *GUNICORN_SETTINGS,
+                   "--bind", f"127.0.0.1:{self.port}", app]
+        self.command = command
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, path: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited; see {self.log}")
+            try:
+                if request(self.port, "GET", path)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"gunicorn did not answer {path} in {timeout} s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def request(port: int, method: str, path: str, headers: dict | None = None, body: bytes | None = None):
+    """One HTTP request on loopback: (status, headers, body). No User-Agent, like wrk."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        conn.close()
+
+
+def staff_cookie(port: int, email: str, password: str) -> str:
+    """Sign in once (outside the measured loops) and return the Cookie header value. The
+    session cookie is Secure outside development, so a client on plain-HTTP loopback has to
+    carry it by hand."""
+
+    def session_from(headers) -> str:
+        for header in headers.get_all("Set-Cookie") or []:
+            if header.startswith("session="):
+                return header.split(";", 1)[0]
+        raise RuntimeError("no session cookie was set")
+
+    status, headers, body = request(port, "GET", "/login")
+    cookie = session_from(headers)
+    token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', body) or re.search(
+        rb'name="csrf-token" content="([^"]+)"', body)
+    form = urlencode({"email": email, "password": password, "csrf_token": token.group(1).decode()}).encode()
+    status, headers, _ = request(port, "POST", "/login", {
+        "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}, form)
+    if status != 302:
+        raise RuntimeError(f"staff sign-in answered {status}")
+    return session_from(headers)
+
+
+# --- wrk -------------------------------------------------------------------------------------------
+
+LUA = r"""
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+
+function init(args)
+  statuses = {}
+  answered = 0
+  idx = 0
+  reqs = {}
+%(init)s
+end
+
+function request()
+%(request)s
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+  answered = answered + 1
+%(response)s
+end
+
+function done(summary, latency, requests)
+  local codes = {}
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("statuses")) do codes[#codes + 1] = string.format('"%%d": %%d', k, v) end
+  end
+  local f = io.open(%(out)s, "w")
+  f:write(string.format(
+    '{"duration_us": %%d, "requests": %%d, "bytes": %%d, "p50_us": %%d, "p95_us": %%d, "p99_us": %%d, ' ..
+    '"max_us": %%d, "errors": {"connect": %%d, "read": %%d, "write": %%d, "timeout": %%d}, "statuses": {%%s}}',
+    summary.duration, summary.requests, summary.bytes, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99), latency.max, summary.errors.connect, summary.errors.read, summary.errors.write,
+    summary.errors.timeout, table.concat(codes, ", ")))
+  f:close()
+end
+"""
+
+
+def _lua_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid Lua string literal for this ASCII content
+
+
+def rotating_script(requests: list[tuple[str, str, dict[str, str], str | None]]) -> str:
+    """Cycle through pre-formatted requests (method, path, headers, body)."""
+    lines = []
+    for method, path, headers, body in requests:
+        header_table = "{" + ", ".join(f"[{_lua_str(k)}] = {_lua_str(v)}" for k, v in headers.items()) + "}"
+        lines.append(f"  reqs[#reqs + 1] = wrk.format({_lua_str(method)}, {_lua_str(path)}, {header_table}, "
+                     f"{_lua_str(body) if body is not None else 'nil'})")
+    return LUA % {
+        "init": "\n".join(lines),
+        "request": "  idx = idx % #reqs + 1\n  return reqs[idx]",
+        "response": "",
+        "out": "OUT_PATH",
+    }
+
+
+def provision_script(ids: list[int], tokens: list[str]) -> str:
+    """Each QUALIFIED contact once; the thread stops before the list runs out."""
+    init = (
+        "  ids = {" + ", ".join(map(str, ids)) + "}\n"
+        "  tokens = {" + ", ".join(map(_lua_str, tokens)) + "}\n"
+    )
+    req = (
+        "  idx = idx + 1\n"
+        "  local id = ids[(idx - 1) % #ids + 1]\n"
+        "  local token = tokens[(idx - 1) % #tokens + 1]\n"
+        '  return wrk.format("POST", "/api/v1/crm/contacts/" .. id .. "/provision", '
+        '{["Authorization"] = "Bearer " .. token}, nil)'
+    )
+    resp = f"  if answered >= #ids - {CONNECTIONS * 2} then wrk.thread:stop() end"
+    return LUA % {"init": init, "request": req, "response": resp, "out": "OUT_PATH"}
+
+
+def wrk(port: int, script: str, seconds: float, workdir: Path, name: str) -> dict:
+    lua = workdir / f"{name}.lua"
+    out = workdir / f"{name}.json"
+    lua.write_text(script.replace("OUT_PATH", _lua_str(str(out))))
+    out.unlink(missing_ok=True)
+    command = ["wrk", "-t", "1", "-c", str(CONNECTIONS), "-d", f"{max(1, round(seconds))}s", "--timeout", "10s",
+               "-s", str(lua), f"http://127.0.0.1:{port}"]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=workdir)
+    raw = json.loads(out.read_text())
+    seconds_run = raw["duration_us"] / 1e6
+    ok = sum(n for code, n in raw["statuses"].items() if 200 <= int(code) < 300)
+    return {
+        "requests": raw["requests"],
+        "rps": round(raw["requests"] / seconds_run, 1),
+        "p50_ms": round(raw["p50_us"] / 1000, 2),
+        "p95_ms": round(raw["p95_us"] / 1000, 2),
+        "p99_ms": round(raw["p99_us"] / 1000, 2),
+        "max_ms": round(raw["max_us"] / 1000, 2),
+        "statuses": raw["statuses"],
+        "non_2xx": raw["requests"] - ok if raw["statuses"] else raw["requests"],
+        "socket_errors": raw["errors"],
+        "seconds": round(seconds_run, 2),
+    }
+
+
+# --- one size ----------------------------------------------------------------------------------
+
+
+def measure_size(base_url: str, n: int, args, workdir: Path) -> dict:
+    print(f"\n== N={n:,} on {sa.make_url(base_url).get_backend_name()}", flush=True)
+    url = build.prepare_database(base_url, n, workdir)
+    data = build.build(url, n, quiet=True)
+    print(f"  data built in {data.seconds} s: {data.counts}", flush=True)
+    env = {"SECRET_KEY": secrets.token_hex(32), "DATABASE_URL": url}
+    log = workdir / f"gunicorn_{n}.log"
+    app = Server("wsgi:app", env, log)
+    bare = None
+    try:
+        app.wait_ready("/healthz")
+        user_token, _ = data.user_tokens[0]
+        status, _, body = request(app.port, "GET", "/api/v1/onboarding", {"Authorization": f"Bearer {user_token}"})
+        assert status == 200, (status, body[:300])
+        bare = Server("benchmarks.bare:app", {"BENCH_BODY_BYTES": str(len(body))}, log)
+        bare.wait_ready("/")
+        cookie = staff_cookie(app.port, data.staff_email, data.staff_password)
+        staff = [{"Authorization": f"Bearer {t}"} for t in data.staff_tokens]
+        users = [({"Authorization": f"Bearer {t}"}, slug) for t, slug in data.user_tokens]
+        search = f"/api/v1/crm/contacts?{urlencode({'status': 'QUALIFIED', 'q': build.SEARCH_TERM})}"
+        plans = {
+            "bare": (bare.port, [("GET", "/", {}, None)]),
+            "api_onboarding": (app.port, [("GET", "/api/v1/onboarding", h, None) for h, _ in users]),
+            "api_contacts_search": (app.port, [("GET", search, h, None) for h in staff]),
+            "crm_contacts": (app.port, [("GET", "/crm/contacts", {"Cookie": cookie}, None)]),
+            "dashboard": (app.port, [("GET", "/dashboard", {"Cookie": cookie}, None)]),
+            "api_complete": (app.port, [("POST", f"/api/v1/onboarding/complete/{slug}", h, None) for h, slug in users]),
+        }
+        results: dict[str, dict] = {}
+        for name, (port, requests) in plans.items():
+            method, path, headers, body_ = requests[0]
+            status, _, answer = request(port, method, path, headers, body_)
+            if status != EXPECTED_STATUS.get(name, 200):
+                raise RuntimeError(f"{name}: {method} {path} answered {status}: {answer[:300]!r}")
+            script = rotating_script(requests)
+            wrk(port, script, args.warmup, workdir, f"{name}_{n}_warmup")
+            results[name] = wrk(port, script, args.duration, workdir, f"{name}_{n}")
+            results[name]["body_bytes"] = len(answer)
+            print(f"  {name:22s} {results[name]['rps']:8.1f} req/s  p50 {results[name]['p50_ms']:7.2f} ms  "
+                  f"p95 {results[name]['p95_ms']:7.2f} ms  p99 {results[name]['p99_ms']:7.2f} ms  "
+                  f"non-2xx {results[name]['non_2xx']}", flush=True)
+        # Provisioning: fresh QUALIFIED contacts, each once; no warm-up (it would use them up).
+        ids = data.qualified_ids[: args.provision_contacts]
+        script = provision_script(ids, data.staff_tokens)
+        results["api_provision"] = wrk(app.port, script, args.provision_duration, workdir, f"api_provision_{n}")
+        results["api_provision"]["body_bytes"] = None
+        r = results["api_provision"]
+        print(f"  {'api_provision':22s} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p95 {r['p95_ms']:7.2f} ms  "
+              f"p99 {r['p99_ms']:7.2f} ms  non-2xx {r['non_2xx']}", flush=True)
+    finally:
+        app.stop()
+        if bare is not None:
+            bare.stop()
+    token_writes = token_touches(url, data)
+    base = results[BARE]
+    for name, r in results.items():
+        r["ratio"] = {
+            "rps": round(r["rps"] / base["rps"], 3),
+            "p50": round(r["p50_ms"] / base["p50_ms"], 2),
+            "p95": round(r["p95_ms"] / base["p95_ms"], 2),
+            "p99": round(r["p99_ms"] / base["p99_ms"], 2),
+        }
+    if not args.keep:
+        build.drop_database(url)
+    return {"n": n, "data": data.to_json(), "token_writes": token_writes, "routes": results}
+
+
+def token_touches(url: str, data: build.BenchData) -> dict:
+    """Evidence that bearer auth does not write per request: how many tokens carry a
+    last_used_at, and (PostgreSQL) how many UPDATEs api_tokens received in the whole run."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        touched = conn.exec_driver_sql("SELECT count(*) FROM api_tokens WHERE last_used_at IS NOT NULL").scalar_one()
+        result = {"tokens": len(data.staff_tokens) + len(data.user_tokens), "tokens_touched": touched}
+        if conn.dialect.name == "postgresql":
+            time.sleep(1)  # let the server flush its statistics
+            result["api_tokens_updates"] = conn.exec_driver_sql(
+                "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'api_tokens'").scalar_one()
+    engine.dispose()
+    return result
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def growth(runs: list[dict]) -> dict[str, float]:
+    small, large = runs[0]["routes"], runs[-1]["routes"]
+    return {name: round(large[name]["p50_ms"] / small[name]["p50_ms"], 2) for name in small if name in large}
+
+
+def table(result: dict) -> str:
+    lines = [
+        f"{result['database']} · gunicorn {' '.join(GUNICORN_SETTINGS)} · wrk -t1 -c{CONNECTIONS} "
+        f"-d{result['settings']['duration_s']}s · {result['machine']['cpus']} CPUs",
+        "",
+        "| route | N | req/s | ×bare | p50 ms | ×bare | p95 ms | ×bare | p99 ms | ×bare | non-2xx |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in ROUTES:
+        for run in result["runs"]:
+            r = run["routes"].get(name)
+            if r is None:
+                continue
+            q = r["ratio"]
+            lines.append(
+                f"| {ROUTES[name]} | {run['n']:,} | {r['rps']:,.0f} | {q['rps']:.2f} | {r['p50_ms']:.2f} | "
+                f"{q['p50']:.1f} | {r['p95_ms']:.2f} | {q['p95']:.1f} | {r['p99_ms']:.2f} | {q['p99']:.1f} | "
+                f"{r['non_2xx']} |"
+            )
+    if len(result["runs"]) > 1:
+        lines += ["", "p50 growth from N={:,} to N={:,}: ".format(result["runs"][0]["n"], result["runs"][-1]["n"])
+                  + ", ".join(f"{name} {g:.2f}×" for name, g in result["growth"].items() if name != BARE)]
+    return "\n".join(lines)
+
+
+def targets(result: dict) -> dict[str, dict]:
+    """The issue's targets, checked against this run."""
+    runs = result["runs"]
+    largest = runs[-1]["routes"]
+    out = {}
+    ratios = [run["routes"]["api_onboarding"]["ratio"]["rps"] for run in runs]
+    out["api_onboarding_rps_vs_bare_at_least_0.5"] = {"values": ratios, "met": min(ratios) >= 0.5}
+    if len(runs) > 1:
+        worst = {k: v for k, v in result["growth"].items() if k != BARE}
+        out["p50_growth_at_most_1.5x"] = {"values": worst, "met": max(worst.values()) <= 1.5}
+    for name in ("crm_contacts", "dashboard"):
+        p95 = largest[name]["p95_ms"]
+        out[f"{name}_p95_at_most_50ms_at_largest_N"] = {"values": p95, "met": p95 <= 50}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default="sqlite:///",
+                        help="PostgreSQL server URL; the benchmark creates <database>_<N> there and drops it after "
+                             "(default: SQLite files in a temporary directory)")
+    parser.add_argument("--sizes", default="1000,100000", help="comma-separated N (default: 1000,100000)")
+    parser.add_argument("--duration", type=int, default=5, help="measured seconds per route (default 5)")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per route (default 2)")
+    parser.add_argument("--provision-duration", type=int, default=3, help="seconds of provisioning (default 3)")
+    parser.add_argument("--provision-contacts", type=int, default=400,
+                        help="QUALIFIED contacts offered to provisioning (default 400)")
+    parser.add_argument("--output", help="JSON file (default: benchmarks/results/<database>.json)")
+    parser.add_argument("--keep", action="store_true", help="keep the databases and the work directory")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed (apt-get install wrk)")
+    database = "postgresql" if args.database_url.startswith("postgresql") else "sqlite"
+    sizes = [int(s) for s in args.sizes.split(",")]
+    workdir = Path(tempfile.mkdtemp(prefix="onb_bench_"))
+    started = time.perf_counter()
+    runs = [measure_size(args.database_url, n, args, workdir) for n in sizes]
+    result = {
+        "database": "PostgreSQL" if database == "postgresql" else "SQLite",
+        "command": "python -m benchmarks.run" + ("" if database == "sqlite" else " --database-url <url>"),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                 text=True).stdout.strip(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sqlite": sqlite3.sqlite_version},
+        "settings": {"gunicorn": GUNICORN_SETTINGS, "wrk_threads": 1, "connections": CONNECTIONS,
+                     "duration_s": args.duration, "warmup_s": args.warmup,
+                     "provision_duration_s": args.provision_duration},
+        "routes": ROUTES,
+        "runs": runs,
+    }
+    if database == "postgresql":
+        engine = sa.create_engine(args.database_url.rsplit("/", 1)[0] + "/postgres", poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            result["machine"]["postgresql"] = conn.exec_driver_sql("SHOW server_version").scalar_one()
+        engine.dispose()
+    result["growth"] = growth(runs) if len(runs) > 1 else {}
+    result["targets"] = targets(result)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    output = Path(args.output) if args.output else RESULTS / f"{database}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    print("\n" + table(result))
+    print("\ntargets:")
+    for name, target in result["targets"].items():
+        print(f"  {'met   ' if target['met'] else 'MISSED'} {name}: {target['values']}")
+    print(f"\nwritten to {output} in {result['seconds']} s")
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"work directory (logs, wrk scripts): {workdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
