@@ -25,6 +25,8 @@ def parse_feed_query(type_: str | None, before: str | None, limit: str | None, *
     if type_:
         if len(type_) > 64:
             fields["type"] = "At most 64 characters."
+        elif "\x00" in type_:
+            fields["type"] = "Contains a character that is not allowed."
         else:
             result["type"] = type_
     for key, raw, low, high in (("before", before, 1, 2**62), ("limit", limit, 1, MAX_LIMIT)):

@@ -8,11 +8,11 @@ from typing import Any
 
 from flask import request
 
-from ..errors import UnknownTask
+from ..errors import NotFound, UnknownTask
 from .errors import ApiError
 
-# Path ids: the largest value an INTEGER column holds. Larger ids cannot exist, so the
-# route does not match them (404) instead of asking the database an out-of-range question.
+# Path ids: the largest value an INTEGER column holds. Larger ids cannot exist, so they are
+# unknown (404) without asking the database an out-of-range question.
 MAX_ID = 2**31 - 1
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
@@ -44,6 +44,12 @@ def json_object() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "bad_request", "The body must be a JSON object.")
     return data
+
+
+def contact_id(value: int) -> int:
+    if value > MAX_ID:
+        raise NotFound(f"Contact {value} does not exist.")
+    return value
 
 
 def task_slug(slug: str) -> str:

@@ -10,7 +10,7 @@ from .. import contacts, feed, provisioning
 from ..extensions import csrf, db, limiter
 from . import errors, openapi, serializers
 from .auth import rate_limit_key, rate_limit_value, signed_in, staff_only
-from .parsing import MAX_ID, json_object, task_slug
+from . import parsing
 
 bp = Blueprint("api", __name__)
 
@@ -20,7 +20,7 @@ csrf.exempt(bp)
 limiter.shared_limit(rate_limit_value, scope="api", key_func=rate_limit_key)(bp)
 errors.register(bp)
 
-CONTACT = f"/crm/contacts/<int(max={MAX_ID}):contact_id>"
+CONTACT = "/crm/contacts/<int:contact_id>"
 
 
 @bp.get("/crm/contacts")
@@ -37,14 +37,14 @@ def list_contacts(user):
 @bp.post("/crm/contacts")
 @staff_only
 def create_contact(user):
-    contact = contacts.create_contact(db.session, json_object(), actor=user)
+    contact = contacts.create_contact(db.session, parsing.json_object(), actor=user)
     return serializers.contact(contact), 201
 
 
 @bp.get(CONTACT)
 @staff_only
 def get_contact(user, contact_id: int):
-    contact = contacts.get_contact(db.session, contact_id)
+    contact = contacts.get_contact(db.session, parsing.contact_id(contact_id))
     progress = None
     if contact.user_id is not None:
         progress = provisioning.required_progress(db.session, [contact.user_id])[contact.user_id]
@@ -54,14 +54,14 @@ def get_contact(user, contact_id: int):
 @bp.patch(CONTACT)
 @staff_only
 def update_contact(user, contact_id: int):
-    contact = contacts.update_contact(db.session, contact_id, json_object(), actor=user)
+    contact = contacts.update_contact(db.session, parsing.contact_id(contact_id), parsing.json_object(), actor=user)
     return serializers.contact(contact)
 
 
 @bp.post(f"{CONTACT}/provision")
 @staff_only
 def provision(user, contact_id: int):
-    result = provisioning.provision_account(db.session, contact_id, actor=user)
+    result = provisioning.provision_account(db.session, parsing.contact_id(contact_id), actor=user)
     body = {"user_id": result.user.id, "email": result.user.email}
     if result.already_provisioned:
         return {**body, "error": {"code": "already_provisioned",
@@ -78,7 +78,7 @@ def onboarding(user):
 @bp.post("/onboarding/complete/<slug>")
 @signed_in
 def complete_task(user, slug: str):
-    return serializers.completion(provisioning.complete_task(db.session, user.id, task_slug(slug)))
+    return serializers.completion(provisioning.complete_task(db.session, user.id, parsing.task_slug(slug)))
 
 
 @bp.get("/feed")
