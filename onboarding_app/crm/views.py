@@ -209,11 +209,13 @@ def provision(contact_id: int):
             flash(f"Account created for {result.user.email}; the welcome email is on its way.", "success")
         return redirect(back)
     contact = contacts.get_contact(db.session, contact_id)
+    changed = result is not None and not result.already_provisioned
     response = current_app.make_response((render_template(
         "crm/_approve_response.html", contact=contact, account=_account(contact), origin=origin,
         result=result, approve_error=error,
+        pipeline=contacts.pipeline_counts(db.session) if changed and origin == "dashboard" else None,
     ), status))
-    if result is not None and not result.already_provisioned:
+    if changed:
         response.headers["HX-Trigger"] = "feed-changed"  # the dashboard's feed reloads itself
     return response
 

@@ -206,3 +206,21 @@ def test_pages_have_no_serious_accessibility_violations(app, make, new_page, mai
     found["user dashboard"] = user.axe_violations()
 
     assert {page: v for page, v in found.items() if v} == {}
+
+
+def test_staff_approves_from_the_dashboard_and_the_counts_follow(make, page, mailbox):
+    make.user("staff", email="sam@example.com", name="Sam")
+    ada = make.contact("QUALIFIED", name="Ada Lovelace", email="ada@example.com")
+    make.contact("QUALIFIED", name="Edsger Dijkstra", email="edsger@example.com")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.sign_in("sam@example.com", STAFF_PASSWORD)
+    expect(page.locator("#pipeline .pipeline-QUALIFIED strong")).to_have_text("2")
+    page.mark_page()
+    page.locator(f"#approve-{ada}").get_by_role("button", name="Approve & Create Account").click()
+    expect(page.locator(f"#approve-{ada}")).to_contain_text("Account created for ada@example.com")
+    expect(page.locator("#pipeline .pipeline-QUALIFIED strong")).to_have_text("1")  # out of band
+    expect(page.locator("#pipeline .pipeline-ONBOARDING strong")).to_have_text("1")
+    expect(page.locator("#feed li").first).to_contain_text("Sam approved Ada Lovelace; account created")
+    expect(page.locator("#waiting")).to_contain_text("Edsger Dijkstra")
+    page.assert_not_reloaded()
+    _wait_for_mail(mailbox, "ada@example.com")
