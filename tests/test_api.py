@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -226,6 +228,7 @@ def test_create_contact_is_a_lead(api, app, staff_token):
     assert body["email"] == "grace@example.com"
     assert (body["company"], body["phone"], body["role"]) == ("Navy", "+1 (555) 010-0000", "client")
     assert body["status"] == "LEAD" and body["user_id"] is None
+    assert response.headers["Location"].endswith(f"/api/v1/crm/contacts/{body['id']}")
     assert ISO_UTC.match(body["created_at"]) and ISO_UTC.match(body["updated_at"])
     datetime.fromisoformat(body["created_at"])
     with app.app_context():
@@ -493,6 +496,25 @@ def test_provision_links_an_existing_user_with_that_email(api, make, app, mailbo
     with app.app_context():
         assert db.session.get(User, existing).must_change_password is False
     assert "Temporary password" not in mailbox.text(mailbox.to("kim@example.com")[-1])
+
+
+def test_provision_called_at_once_by_several_scripts_makes_one_account(app, staff_token, make, mailbox):
+    contact_id = make.contact("QUALIFIED", email="race@example.com")
+    barrier = threading.Barrier(4)
+
+    def call():
+        client = app.test_client()
+        barrier.wait()
+        return client.post(f"{API}/crm/contacts/{contact_id}/provision", headers=bearer(staff_token))
+
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda _: call(), range(4)))
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409]
+    assert len({r.get_json()["user_id"] for r in responses}) == 1
+    counts = snapshot(app)["counts"]
+    assert (counts["users"], counts["outbound_emails"]) == (2, 1)  # the staff member and the new account
+    assert len(_event_ids(app, type="onboarding.account.provisioned")) == 1
+    assert len(mailbox.to("race@example.com")) == 1
 
 
 def test_provision_a_contact_that_is_not_qualified_is_400(api, make, app):

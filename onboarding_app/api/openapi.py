@@ -265,7 +265,9 @@ PATHS: dict[str, Any] = {
             "requestBody": _body("ContactCreate"),
             "responses": _responses(
                 {
-                    "201": _json(_schema("Contact"), "The new contact."),
+                    "201": {**_json(_schema("Contact"), "The new contact."),
+                            "headers": {"Location": {"description": "The contact's URL.",
+                                                     "schema": {"type": "string"}}}},
                     "409": _error("A contact with this email (in any letter case) exists.", ["email_taken"]),
                 },
                 "400", "413", "422",

@@ -4,7 +4,7 @@ Each handler parses its input, calls one service, and returns JSON. Refusals are
 ``{"error": {...}}`` once, in ``errors.py``; who the caller is is settled in ``auth.py``.
 """
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, request, url_for
 
 from .. import contacts, feed, provisioning
 from ..extensions import csrf, db, limiter
@@ -38,7 +38,7 @@ def list_contacts(user):
 @staff_only
 def create_contact(user):
     contact = contacts.create_contact(db.session, parsing.json_object(), actor=user)
-    return serializers.contact(contact), 201
+    return serializers.contact(contact), 201, {"Location": url_for("api.get_contact", contact_id=contact.id)}
 
 
 @bp.get(CONTACT)
