@@ -16,3 +16,42 @@ document.addEventListener("htmx:beforeSwap", function (event) {
     event.detail.isError = false;
   }
 });
+
+// A request that ended on a whole page instead of a fragment (the session ended, so the
+// server redirected to /login, or to /account/password) shows that page, not a page inside
+// a table row.
+document.addEventListener("htmx:beforeSwap", function (event) {
+  var xhr = event.detail.xhr;
+  if (/^\s*<!doctype html/i.test(xhr.responseText || "")) {
+    event.detail.shouldSwap = false;
+    var url = new URL(xhr.responseURL || window.location.href);
+    if (url.searchParams.has("next")) {
+      // Back to this page after signing in, not to the URL the fragment came from.
+      url.searchParams.set("next", window.location.pathname + window.location.search);
+    }
+    window.location.assign(url.toString());
+  }
+});
+
+// Any other failure (403, 404, 5xx, no network) is not swapped by htmx; say so on the page.
+function showRequestError(message) {
+  var box = document.getElementById("request-error");
+  if (!box) {
+    box = document.createElement("p");
+    box.id = "request-error";
+    box.className = "inline-error";
+    box.setAttribute("role", "alert");
+    var main = document.querySelector("main") || document.body;
+    main.insertBefore(box, main.firstChild);
+  }
+  box.textContent = message;
+}
+document.addEventListener("htmx:responseError", function (event) {
+  var status = event.detail.xhr.status;
+  showRequestError(status === 403 ? "You are not allowed to do that." :
+    status === 404 ? "That no longer exists. Reload the page to see the current state." :
+    "Something went wrong on our side (" + status + "); nothing was changed. Try again.");
+});
+document.addEventListener("htmx:sendError", function () {
+  showRequestError("The server could not be reached. Check your connection and try again.");
+});

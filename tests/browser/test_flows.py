@@ -7,7 +7,7 @@ import time
 
 from playwright.sync_api import expect
 
-from onboarding_app import provisioning
+from onboarding_app import accounts, provisioning
 from onboarding_app.extensions import db
 from onboarding_app.models import Contact
 from tests.conftest import NEW_PASSWORD, STAFF_PASSWORD
@@ -224,3 +224,17 @@ def test_staff_approves_from_the_dashboard_and_the_counts_follow(make, page, mai
     expect(page.locator("#waiting")).to_contain_text("Edsger Dijkstra")
     page.assert_not_reloaded()
     _wait_for_mail(mailbox, "ada@example.com")
+
+
+def test_an_ended_session_during_an_htmx_request_shows_the_sign_in_page(app, make, page, mailbox):
+    sam = make.user("staff", email="sam@example.com", name="Sam")
+    make.contact("QUALIFIED", name="Ada Lovelace", email="ada@example.com")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.sign_in("sam@example.com", STAFF_PASSWORD)
+    with app.app_context():  # signed out everywhere, e.g. from another device
+        accounts.end_all_sessions(db.session, sam)
+        db.session.remove()
+    page.get_by_role("button", name="Approve & Create Account").click()
+    expect(page.page).to_have_url(re.compile(r"/login\?next=%2Fdashboard$"))
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert mailbox.messages == []
