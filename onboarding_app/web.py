@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Response, request
 
-from .errors import Conflict, DomainError, NotFound, NotQualified, ValidationFailed
+from .errors import Conflict, DomainError, NotFound, ValidationFailed
 
 
 def is_htmx() -> bool:
@@ -25,9 +25,7 @@ def refusal_status(exc: DomainError) -> int:
         return 422
     if isinstance(exc, Conflict):
         return 409
-    if isinstance(exc, NotQualified):
-        return 400
-    return 400
+    return 400  # NotQualified and any other refusal of a request that cannot work as sent
 
 
 def vary_on_htmx(response: Response) -> Response:

@@ -309,6 +309,7 @@ def test_approve_with_htmx_swaps_in_the_result(app, client, staff, make, token, 
                            headers=HX)
     body = response.get_data(as_text=True)
     assert response.status_code == 200 and _is_fragment(body)
+    assert "HX-Request" in response.headers["Vary"]
     assert body.strip().startswith(f'<div id="approve-{contact_id}"')
     assert "Account created for" in body and "ada@example.com" in body
     assert "onboarding 0 of 4 required done" in body

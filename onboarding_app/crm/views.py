@@ -24,6 +24,8 @@ from .forms import ContactForm, NewContactForm
 
 bp = Blueprint("crm", __name__)
 bp.add_app_template_filter(format_when, "when")
+# Every route here answers htmx with a fragment and a plain request with a page or redirect.
+bp.after_request(vary_on_htmx)
 
 # The staff status actions, in the order they are offered: (target status, button label).
 STATUS_ACTIONS = {
@@ -90,7 +92,7 @@ def contacts_page():
         "q": args.get("q", ""), "status": args.get("status", ""),
     }
     template = "crm/_contact_results.html" if is_htmx() else "crm/contacts.html"
-    return vary_on_htmx(current_app.make_response((render_template(template, **context), 422 if errors else 200)))
+    return render_template(template, **context), 422 if errors else 200
 
 
 # --- new and edit ------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from ..web import format_when, is_htmx, refusal_status, vary_on_htmx
 bp = Blueprint("onboarding", __name__)
 bp.add_app_template_filter(format_when, "when")
 bp.add_app_template_global(feed.describe, "describe_event")
+# Every route here answers htmx with a fragment and a plain request with a page or redirect.
+bp.after_request(vary_on_htmx)
 
 FEED_CHANGED = "feed-changed"  # htmx event: the feed section (_feed.html) fetches itself again
 WAITING_LIMIT = 10  # contacts waiting for approval shown on the staff dashboard
@@ -47,7 +49,7 @@ def dashboard():
     events, feed_error = _feed_page()
     context = {"events": events, "feed_error": feed_error, "before": request.args.get("before")}
     if is_htmx():
-        return vary_on_htmx(current_app.make_response(render_template("onboarding/_feed.html", **context)))
+        return render_template("onboarding/_feed.html", **context)
     if current_user.is_staff:
         context.update(
             pipeline=contacts.pipeline_counts(db.session),
@@ -58,7 +60,7 @@ def dashboard():
         has_checklist = current_user.contact is not None
         context["state"] = provisioning.onboarding_state(db.session, current_user.id) if has_checklist else None
         template = "onboarding/dashboard.html"
-    return vary_on_htmx(current_app.make_response(render_template(template, **context)))
+    return render_template(template, **context)
 
 
 @bp.post("/onboarding/tasks/<slug>/complete")
