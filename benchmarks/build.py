@@ -21,7 +21,7 @@ import sqlalchemy as sa
 STAFF_EMAIL = "bench.staff@example.com"
 STAFF_PASSWORD = "bench-staff-lantern-orchard-2026"
 USER_PASSWORD = "bench-user-copper-meadow-2026"
-# Users whose checklists the onboarding API benchmark reads and ticks (client role, with
+# Users whose checklists the onboarding API benchmark reads and ticks (ONBOARDING, with
 # required tasks still open, so the optional tasks it ticks never finish their onboarding).
 API_USERS = 50
 # Bearer tokens for the staff member. The API limits each token to API_RATE_LIMIT
@@ -248,13 +248,13 @@ def build(database_url: str, n: int, *, quiet: bool = False) -> BenchData:
                 token = generate_api_token()
                 data.staff_tokens.append(token)
                 token_rows.append((1, "benchmark", hash_api_token(token), _ts(now)))
-            optional = {t.slug for t in by_role["client"] if not t.required}
-            candidates = [uid for uid, role in user_role.items()
-                          if role == "client" and status_of_user[uid] == "ONBOARDING"][:API_USERS]
+            optional = {role: sorted(t.slug for t in tasks if not t.required) for role, tasks in by_role.items()}
+            candidates = [uid for uid in user_role if status_of_user[uid] == "ONBOARDING"][:API_USERS]
             for k, user_id in enumerate(candidates):
                 token = generate_api_token()
                 token_rows.append((user_id, "benchmark", hash_api_token(token), _ts(now)))
-                data.user_tokens.append((token, sorted(optional)[k % len(optional)]))
+                slugs = optional[user_role[user_id]]
+                data.user_tokens.append((token, slugs[k % len(slugs)]))
             _bulk(conn, "api_tokens", ["user_id", "name", "token_hash", "created_at"], token_rows)
 
             if conn.dialect.name == "postgresql":

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Integer, and_, column, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from . import outbox
@@ -254,13 +254,18 @@ def resend_welcome_email(session: Session, contact_id: int, *, actor: User | int
 
 
 def _ensure_progress_rows(session: Session, user: User) -> None:
-    """One progress row per task of the user's role; existing rows are kept."""
+    """One progress row per task of the user's role; existing rows are kept. One INSERT ...
+    SELECT, however long the checklist."""
     have = select(OnboardingProgress.task_id).where(OnboardingProgress.user_id == user.id)
-    missing = session.execute(
-        select(OnboardingTask.id).where(OnboardingTask.role == user.role, OnboardingTask.id.not_in(have))
-    ).scalars()
-    session.add_all(OnboardingProgress(user_id=user.id, task_id=task_id, completed=0) for task_id in missing)
     session.flush()
+    session.execute(
+        insert(OnboardingProgress).from_select(
+            ["user_id", "task_id", "completed"],
+            select(literal(user.id), OnboardingTask.id, literal(0)).where(
+                OnboardingTask.role == user.role, OnboardingTask.id.not_in(have)
+            ),
+        )
+    )
 
 
 def _required_counts(session: Session, user: User) -> tuple[int, int]:
@@ -355,22 +360,103 @@ def _mark_done(session: Session, user: User, task: OnboardingTask) -> tuple[Onbo
 
 
 def complete_task(session: Session, user_id: int, slug: str) -> TaskCompletion:
-    """Mark one checklist task done and run the completion check. Repeating it changes nothing."""
+    """Mark one checklist task done and run the completion check. Repeating it changes nothing.
+
+    Three statements (the user locked together with the task, its progress and the contact;
+    the conditional tick, which also returns the other required tasks' state; the feed
+    event), two when it changes nothing, whatever the length of the checklist."""
 
     def work() -> TaskCompletion:
-        user = _lock_user(session, user_id)
-        task = session.execute(
-            select(OnboardingTask).where(OnboardingTask.role == user.role, OnboardingTask.slug == slug)
-        ).scalar_one_or_none()
+        row = session.execute(
+            select(User, OnboardingTask, OnboardingProgress, Contact.id, Contact.status)
+            .select_from(User)
+            .outerjoin(OnboardingTask, and_(OnboardingTask.role == User.role, OnboardingTask.slug == slug))
+            .outerjoin(
+                OnboardingProgress,
+                and_(OnboardingProgress.user_id == User.id, OnboardingProgress.task_id == OnboardingTask.id),
+            )
+            .outerjoin(Contact, Contact.user_id == User.id)
+            .where(User.id == user_id)
+            .with_for_update(of=User)
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"User {user_id} does not exist.")
+        user, task, progress, contact_id, status = row
         if task is None:
             raise UnknownTask(f"There is no task {slug!r} in your checklist.", slug=slug)
         if task.slug == SET_PASSWORD_SLUG and user.must_change_password:
             raise AutomaticTask("This task completes itself when you set your own password.")
-        progress, changed = _mark_done(session, user, task)
-        complete = _settle_completion(session, user)
-        status = session.execute(select(Contact.status).where(Contact.user_id == user.id)).scalar_one_or_none()
+        session.expunge(task)  # read after the commit: keep it loaded instead of expired
+
+        if progress is None:  # a task added to the checklist after provisioning
+            progress, changed = _mark_done(session, user, task)
+            complete = _settle_completion(session, user)
+            status = session.execute(select(Contact.status).where(Contact.user_id == user.id)).scalar_one_or_none()
+            return TaskCompletion(
+                task=TaskState(task=task, completed=True, completed_at=progress.completed_at),
+                complete=complete, status=status, changed=changed,
+            )
+
+        completed_at, changed, counts = progress.completed_at, False, None
+        if progress.completed != 1:
+            # Only the transaction that flips 0 to 1 writes the feed event (SQLite reads take
+            # no lock). It also counts the user's *other* required tasks that are done, in the
+            # same statement: read after the user lock, so no concurrent tick is missed.
+            now = utcnow()
+            # Written out because SQLite prints RETURNING columns without their table, which
+            # would make a subquery built from the models ambiguous.
+            required_total = text(
+                "SELECT count(*) FROM onboarding_tasks t WHERE t.role = :role AND t.required"
+            ).bindparams(role=user.role).columns(column("n", Integer)).scalar_subquery()
+            others_done = text(
+                "SELECT count(*) FROM onboarding_progress p JOIN onboarding_tasks t ON t.id = p.task_id "
+                "WHERE p.user_id = :user_id AND p.completed = 1 AND p.task_id <> :task_id AND t.required"
+            ).bindparams(user_id=user.id, task_id=task.id).columns(column("n", Integer)).scalar_subquery()
+            ticked = session.execute(
+                update(OnboardingProgress)
+                .where(OnboardingProgress.id == progress.id, OnboardingProgress.completed == 0)
+                .values(completed=1, completed_at=now)
+                .returning(required_total, others_done)
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
+            if ticked is not None:
+                changed, completed_at = True, now
+                counts = (ticked[0], ticked[1] + (1 if task.required else 0))
+                write_feed_event(
+                    session,
+                    EVENT_TASK_COMPLETED,
+                    actor_id=user.id,
+                    contact_id=contact_id,
+                    user_id=user.id,
+                    data={"slug": task.slug, "title": task.title, "required": task.required},
+                )
+            else:  # a concurrent request ticked it first
+                completed_at = session.execute(
+                    select(OnboardingProgress.completed_at).where(OnboardingProgress.id == progress.id)
+                ).scalar_one()
+        if counts is None:
+            counts = _required_counts(session, user)
+        complete = counts[0] == counts[1]
+        if complete and status == "ONBOARDING":
+            # The first time every required task is done: the conditional UPDATE makes the
+            # move to ACTIVE (and its feed event) happen once.
+            moved = session.execute(
+                update(Contact)
+                .where(Contact.user_id == user.id, Contact.status == "ONBOARDING")
+                .values(status="ACTIVE", updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            if moved.rowcount == 1:
+                status = "ACTIVE"
+                write_feed_event(
+                    session,
+                    EVENT_COMPLETED,
+                    contact_id=contact_id,
+                    user_id=user.id,
+                    data={"contact_id": contact_id, "user_id": user.id, "email": user.email},
+                )
         return TaskCompletion(
-            task=TaskState(task=task, completed=True, completed_at=progress.completed_at),
+            task=TaskState(task=task, completed=True, completed_at=completed_at),
             complete=complete,
             status=status,
             changed=changed,
