@@ -8,9 +8,8 @@ from flask import Blueprint, current_app, request, url_for
 
 from .. import contacts, feed, provisioning
 from ..extensions import csrf, db, limiter
-from . import errors, openapi, serializers
+from . import errors, openapi, parsing, serializers
 from .auth import rate_limit_key, rate_limit_value, signed_in, staff_only
-from . import parsing
 
 bp = Blueprint("api", __name__)
 
