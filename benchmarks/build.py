@@ -28,6 +28,8 @@ API_USERS = 50
 # (600 a minute), so the load generator spreads its requests over many tokens, as many
 # scripts each with their own token would.
 STAFF_TOKENS = 100
+# Contact search is measured twice: a common surname, whose matches grow with N (0.7% of the
+# QUALIFIED contacts), and one person's email, which matches one contact at any N.
 SEARCH_TERM = "jackson"
 
 FIRST = (
@@ -69,6 +71,7 @@ class BenchData:
     # (token, slug) pairs: client users with required tasks open, each with an optional task.
     user_tokens: list[tuple[str, str]] = field(default_factory=list)
     qualified_ids: list[int] = field(default_factory=list)  # newest first, for provisioning
+    search_exact: str = ""  # the start of one QUALIFIED contact's email, e.g. "ada.hopper.3@"
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -263,6 +266,7 @@ def build(database_url: str, n: int, *, quiet: bool = False) -> BenchData:
                         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
                     )
             data.qualified_ids = [row[0] for row in reversed(contact_rows) if row[6] == "QUALIFIED"]
+            data.search_exact = next(row[2].split("@")[0] + "@" for row in contact_rows if row[6] == "QUALIFIED")
             data.counts = {
                 table: conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
                 for table in ("users", "contacts", "onboarding_progress", "feed_events", "api_tokens")

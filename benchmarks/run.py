@@ -47,6 +47,7 @@ ROUTES = {
     "api_onboarding": "GET /api/v1/onboarding",
     "api_complete": "POST /api/v1/onboarding/complete/<slug>",
     "api_contacts_search": f"GET /api/v1/crm/contacts?status=QUALIFIED&q={build.SEARCH_TERM}",
+    "api_contacts_search_one": "GET /api/v1/crm/contacts?status=QUALIFIED&q=<one person's email>",
     "crm_contacts": "GET /crm/contacts (staff page)",
     "dashboard": "GET /dashboard (staff page)",
     "api_provision": "POST /api/v1/crm/contacts/<id>/provision",
@@ -243,6 +244,7 @@ def measure_size(base_url: str, n: int, args, workdir: Path) -> dict:
     print(f"\n== N={n:,} on {sa.make_url(base_url).get_backend_name()}", flush=True)
     url = build.prepare_database(base_url, n, workdir)
     data = build.build(url, n, quiet=True)
+    load = {"before": _loadavg()}
     print(f"  data built in {data.seconds} s: {data.counts}", flush=True)
     env = {"SECRET_KEY": secrets.token_hex(32), "DATABASE_URL": url}
     log = workdir / f"gunicorn_{n}.log"
@@ -259,10 +261,12 @@ def measure_size(base_url: str, n: int, args, workdir: Path) -> dict:
         staff = [{"Authorization": f"Bearer {t}"} for t in data.staff_tokens]
         users = [({"Authorization": f"Bearer {t}"}, slug) for t, slug in data.user_tokens]
         search = f"/api/v1/crm/contacts?{urlencode({'status': 'QUALIFIED', 'q': build.SEARCH_TERM})}"
+        search_one = f"/api/v1/crm/contacts?{urlencode({'status': 'QUALIFIED', 'q': data.search_exact})}"
         plans = {
             "bare": (bare.port, [("GET", "/", {}, None)]),
             "api_onboarding": (app.port, [("GET", "/api/v1/onboarding", h, None) for h, _ in users]),
             "api_contacts_search": (app.port, [("GET", search, h, None) for h in staff]),
+            "api_contacts_search_one": (app.port, [("GET", search_one, h, None) for h in staff]),
             "crm_contacts": (app.port, [("GET", "/crm/contacts", {"Cookie": cookie}, None)]),
             "dashboard": (app.port, [("GET", "/dashboard", {"Cookie": cookie}, None)]),
             "api_complete": (app.port, [("POST", f"/api/v1/onboarding/complete/{slug}", h, None) for h, slug in users]),
@@ -277,6 +281,8 @@ def measure_size(base_url: str, n: int, args, workdir: Path) -> dict:
             wrk(port, script, args.warmup, workdir, f"{name}_{n}_warmup")
             results[name] = wrk(port, script, args.duration, workdir, f"{name}_{n}")
             results[name]["body_bytes"] = len(answer)
+            if name.startswith("api_contacts_search"):
+                results[name]["matches"] = json.loads(answer)["total"]
             print(f"  {name:22s} {results[name]['rps']:8.1f} req/s  p50 {results[name]['p50_ms']:7.2f} ms  "
                   f"p95 {results[name]['p95_ms']:7.2f} ms  p99 {results[name]['p99_ms']:7.2f} ms  "
                   f"non-2xx {results[name]['non_2xx']}", flush=True)
@@ -292,6 +298,7 @@ def measure_size(base_url: str, n: int, args, workdir: Path) -> dict:
         app.stop()
         if bare is not None:
             bare.stop()
+    load["after"] = _loadavg()
     token_writes = token_touches(url, data)
     base = results[BARE]
     for name, r in results.items():
@@ -303,7 +310,12 @@ def measure_size(base_url: str, n: int, args, workdir: Path) -> dict:
         }
     if not args.keep:
         build.drop_database(url)
-    return {"n": n, "data": data.to_json(), "token_writes": token_writes, "routes": results}
+    return {"n": n, "data": data.to_json(), "token_writes": token_writes, "load_average": load, "routes": results}
+
+
+def _loadavg() -> list[float]:
+    """The machine's 1/5/15-minute load: other work on the box shows up in the figures."""
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]] if Path("/proc/loadavg").exists() else []
 
 
 def token_touches(url: str, data: build.BenchData) -> dict:
@@ -378,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,100000", help="comma-separated N (default: 1000,100000)")
     parser.add_argument("--duration", type=int, default=5, help="measured seconds per route (default 5)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per route (default 2)")
-    parser.add_argument("--provision-duration", type=int, default=3, help="seconds of provisioning (default 3)")
+    parser.add_argument("--provision-duration", type=int, default=5, help="seconds of provisioning (default 5)")
     parser.add_argument("--provision-contacts", type=int, default=400,
                         help="QUALIFIED contacts offered to provisioning (default 400)")
     parser.add_argument("--output", help="JSON file (default: benchmarks/results/<database>.json)")

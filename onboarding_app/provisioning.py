@@ -520,12 +520,14 @@ def _store_new_password(session: Session, user_id: int, new_password: str) -> Us
 
 
 def onboarding_state(session: Session, user_id: int) -> OnboardingState:
-    """The user's checklist with each task's state, in two queries."""
+    """The user's checklist with each task's state and the contact's status, in one query
+    (two when the user is not already in the session)."""
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"User {user_id} does not exist.")
+    contact_status = select(Contact.status).where(Contact.user_id == user.id).scalar_subquery()
     rows = session.execute(
-        select(OnboardingTask, OnboardingProgress.completed, OnboardingProgress.completed_at)
+        select(OnboardingTask, OnboardingProgress.completed, OnboardingProgress.completed_at, contact_status)
         .outerjoin(
             OnboardingProgress,
             and_(OnboardingProgress.task_id == OnboardingTask.id, OnboardingProgress.user_id == user.id),
@@ -533,9 +535,12 @@ def onboarding_state(session: Session, user_id: int) -> OnboardingState:
         .where(OnboardingTask.role == user.role)
         .order_by(OnboardingTask.position, OnboardingTask.id)
     ).all()
-    tasks = [TaskState(task=t, completed=completed == 1, completed_at=at) for t, completed, at in rows]
+    tasks = [TaskState(task=t, completed=completed == 1, completed_at=at) for t, completed, at, _ in rows]
     required = [t for t in tasks if t.task.required]
-    status = user.contact.status if user.contact is not None else None
+    if rows:  # the contact's status came with the tasks
+        status = rows[0][3]
+    else:
+        status = user.contact.status if user.contact is not None else None
     return OnboardingState(
         tasks=tasks,
         required_total=len(required),
