@@ -1,10 +1,12 @@
 """Sign-in, sign-out, the forced password change, CSRF, the role guard, sessions."""
 
 import logging
+from datetime import timedelta
 
 import pytest
 
-from onboarding_app.models import User
+from onboarding_app.extensions import db
+from onboarding_app.models import User, utcnow
 
 from .conftest import NEW_PASSWORD, STAFF_PASSWORD, USER_PASSWORD, csrf_token_from
 
@@ -148,7 +150,6 @@ def test_setting_a_password_completes_set_password_and_opens_the_app(app, make, 
     assert response.status_code == 302 and response.headers["Location"] == "/dashboard"
     assert client.get("/dashboard").status_code == 200  # this session continues
     from onboarding_app import provisioning
-    from onboarding_app.extensions import db
 
     with app.app_context():
         assert provisioning.onboarding_state(db.session, user_id).task("set-password").completed
@@ -174,11 +175,6 @@ def test_weak_or_mismatched_new_password_is_refused_inline(make, auth, client, m
 
 def test_expired_temporary_password_does_not_sign_in(app, make, auth, mailbox):
     user_id, temp = _provisioned_user(make, mailbox)
-    from datetime import timedelta
-
-    from onboarding_app.extensions import db
-    from onboarding_app.models import utcnow
-
     with app.app_context():
         db.session.get(User, user_id).temp_password_expires_at = utcnow() - timedelta(minutes=1)
         db.session.commit()
@@ -204,7 +200,11 @@ def test_rate_limit_is_shared_across_app_servers_through_redis(app_config, make)
     config = dict(app_config, RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0",
                   RATELIMIT_KEY_PREFIX=f"test-{uuid.uuid4().hex}", LOGIN_RATE_LIMIT="4 per minute")
     make.user("staff", email="sam@example.com")
-    first, second = Auth(create_app(config).test_client()), Auth(create_app(config).test_client())
+    servers = [create_app(config), create_app(config)]
+    first, second = (Auth(server.test_client()) for server in servers)
     statuses = [first.login("sam@example.com", "wrong-password-123").status_code for _ in range(2)]
     statuses += [second.login("sam@example.com", "wrong-password-123").status_code for _ in range(3)]
+    for server in servers:
+        with server.app_context():
+            db.engine.dispose()
     assert statuses == [401, 401, 401, 401, 429]
