@@ -183,6 +183,10 @@ def provision_account(
             session.add(user)
             session.flush()
         elif user.contact is not None:
+            if user.contact.id == contact.id:
+                # SQLite: a concurrent request provisioned this very contact since we read it;
+                # the retry reads it again and answers "already provisioned".
+                raise LostRace(f"contact {contact.id} was provisioned while being read")
             raise Conflict(f"The account {user.email} already belongs to another contact.")
 
         # Claim the contact only if it is still unclaimed: on SQLite, where a read takes no
