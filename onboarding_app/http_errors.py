@@ -6,6 +6,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from .errors import Conflict, DomainError, InvalidCredentials, NotFound, ValidationFailed
 from .extensions import db
 
 _CODES = {
@@ -29,6 +30,19 @@ def error_response(status: int, code: str | None = None, message: str | None = N
     body = {"code": code or _CODES.get(status, "error"), "message": message or "The request failed."}
     body.update(extra)
     return jsonify(error=body), status
+
+
+def status_for(exc: DomainError) -> int:
+    """The HTTP status of a domain refusal, for the API and the pages alike."""
+    if isinstance(exc, ValidationFailed):
+        return 422
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, InvalidCredentials):
+        return 401
+    return 400  # NotQualified and any other request that cannot work as sent
 
 
 def wants_json() -> bool:

@@ -121,21 +121,23 @@ SENT, FAILED, SKIPPED = "sent", "failed", "skipped"
 def deliver_email(session: Session, email_id: int) -> str:
     """Send one pending email: ``SENT``, ``FAILED`` (recorded on the row, which stays pending
     until ``MAX_ATTEMPTS``) or ``SKIPPED`` (not pending, or another deliverer has it)."""
+    # The slow part (argon2) comes before the claim, so no lock is held while it runs.
+    kind = session.execute(select(OutboundEmail.kind).where(OutboundEmail.id == email_id)).scalar_one_or_none()
+    password = generate_temporary_password() if kind == KIND_WELCOME else None
+    password_hash = hash_password(password) if password else None
     email = _claim(session, email_id)
     if email is None:
         session.rollback()
         return SKIPPED
     try:
-        password = None
-        if email.kind == KIND_WELCOME:
+        if password:
             user = email.user
             if not user.must_change_password:
                 email.status = "failed"
                 email.last_error = "Not sent: the user has already set their own password."
                 session.commit()
                 return FAILED
-            password = generate_temporary_password()
-            user.password_hash = hash_password(password)
+            user.password_hash = password_hash
             user.temp_password_expires_at = utcnow() + timedelta(
                 hours=current_app.config["TEMP_PASSWORD_TTL_HOURS"]
             )
@@ -154,8 +156,9 @@ def deliver_email(session: Session, email_id: int) -> str:
     email.sent_at = utcnow()
     email.attempts += 1
     email.last_error = None
+    recipient = email.recipient
     session.commit()
-    log.info("email %s (%s) sent to %s", email.id, email.kind, email.recipient)
+    log.info("email %s (%s) sent to %s", email_id, kind, recipient)
     return SENT
 
 

@@ -1,11 +1,10 @@
 """Small helpers the HTML blueprints (crm, onboarding) share: telling an htmx request from a
-plain one, and the one mapping from a domain refusal to an HTTP status for inline errors."""
+plain one, marking responses that vary on it, and how pages show a timestamp. (The status of
+a domain refusal comes from ``http_errors.status_for``, shared with the API.)"""
 
 from __future__ import annotations
 
 from flask import Response, request
-
-from .errors import Conflict, DomainError, NotFound, ValidationFailed
 
 
 def is_htmx() -> bool:
@@ -14,18 +13,6 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true" and not request.headers.get(
         "HX-History-Restore-Request"
     )
-
-
-def refusal_status(exc: DomainError) -> int:
-    """The status an inline refusal is answered with. static/app.js lets htmx swap 400, 409
-    and 422, so the message shows where the control was."""
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, ValidationFailed):
-        return 422
-    if isinstance(exc, Conflict):
-        return 409
-    return 400  # NotQualified and any other refusal of a request that cannot work as sent
 
 
 def vary_on_htmx(response: Response) -> Response:

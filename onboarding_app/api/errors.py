@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from ..errors import Conflict, DomainError, InvalidCredentials, NotFound, NotQualified, ValidationFailed
-from ..http_errors import error_response
+from ..errors import DomainError, ValidationFailed
+from ..http_errors import error_response, status_for
 
 
 class ApiError(Exception):
@@ -20,20 +20,6 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = headers or {}
-
-
-def status_for(exc: DomainError) -> int:
-    if isinstance(exc, ValidationFailed):
-        return 422
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, Conflict):
-        return 409
-    if isinstance(exc, InvalidCredentials):
-        return 401
-    if isinstance(exc, NotQualified):
-        return 400
-    return 400
 
 
 def register(bp: Blueprint) -> None:

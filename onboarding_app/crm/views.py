@@ -19,7 +19,8 @@ from ..auth.decorators import staff_required
 from ..errors import Conflict, DomainError, EmailTaken, NotFound, NotQualified, ValidationFailed
 from ..extensions import db
 from ..models import CONTACT_STATUSES, Contact, OutboundEmail, User
-from ..web import format_when, is_htmx, refusal_status, vary_on_htmx
+from ..http_errors import status_for
+from ..web import format_when, is_htmx, vary_on_htmx
 from .forms import ContactForm, NewContactForm
 
 bp = Blueprint("crm", __name__)
@@ -175,7 +176,7 @@ def change_status(contact_id: int):
     except (ValidationFailed, Conflict) as exc:  # an unknown status, InvalidTransition
         if not is_htmx():
             return _refused(_message(exc), page_url)
-        error, status = _message(exc), refusal_status(exc)
+        error, status = _message(exc), status_for(exc)
         contact = contacts.get_contact(db.session, contact_id)
     else:
         if not is_htmx():
@@ -200,7 +201,7 @@ def provision(contact_id: int):
     except (NotQualified, Conflict) as exc:
         if not is_htmx():
             return _refused(exc.message, back)
-        error, status = exc.message, refusal_status(exc)
+        error, status = exc.message, status_for(exc)
     if result is not None and result.already_provisioned:
         # Someone else approved it first (or this is a repeat): nothing new was made.
         error, status = f"Already approved: the account {result.user.email} exists; nothing was changed.", 409
@@ -233,7 +234,7 @@ def resend_welcome(contact_id: int):
     except Conflict as exc:  # NotProvisioned, PasswordAlreadySet
         if not is_htmx():
             return _refused(exc.message, page_url)
-        error, status = exc.message, refusal_status(exc)
+        error, status = exc.message, status_for(exc)
     else:
         notice = f"A new temporary password was issued for {user.email}; the old one no longer works."
         if not is_htmx():

@@ -14,7 +14,8 @@ from flask_login import current_user, login_required
 from .. import contacts, feed, provisioning
 from ..errors import AutomaticTask, NotFound, ValidationFailed
 from ..extensions import db
-from ..web import format_when, is_htmx, refusal_status, vary_on_htmx
+from ..http_errors import status_for
+from ..web import format_when, is_htmx, vary_on_htmx
 
 bp = Blueprint("onboarding", __name__)
 bp.add_app_template_filter(format_when, "when")
@@ -78,7 +79,7 @@ def complete_task(slug: str):
         state = provisioning.onboarding_state(db.session, current_user.id)
         return render_template(
             "onboarding/_task_row.html", item=state.task(slug), row_error=exc.message
-        ), refusal_status(exc)
+        ), status_for(exc)
     if not is_htmx():
         if done.changed:
             flash("You're all set: every required task is done." if done.complete and done.task.task.required
