@@ -14,6 +14,7 @@ from .db_retry import run_in_transaction
 from .errors import EmailTaken, InvalidTransition, NotFound, ValidationFailed
 from .models import ACCOUNT_ROLES, CONTACT_STATUSES, Contact, ContactStatusCount, User
 from .provisioning import write_feed_event
+from .validation import whole_number
 
 # The moves staff may make by hand (SPEC.md, "The contact lifecycle"). QUALIFIED→ONBOARDING
 # belongs to provisioning and ONBOARDING→ACTIVE to the completion check.
@@ -213,14 +214,9 @@ def parse_listing(status: Any, q: Any, page: Any, per_page: Any, *, default_per_
         if raw in (None, ""):
             continue
         try:
-            number = int(str(raw))
-        except ValueError:
-            fields[key] = "Must be a whole number."
-            continue
-        if not low <= number <= high:
-            fields[key] = f"Must be between {low} and {high}."
-        else:
-            result[key] = number
+            result[key] = whole_number(raw, low, high)
+        except ValueError as exc:
+            fields[key] = str(exc)
     if fields:
         raise ValidationFailed(fields, "Invalid filter.")
     return result

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from .errors import ValidationFailed
 from .models import FeedEvent, User
+from .validation import whole_number
 
 MAX_LIMIT = 100
 
@@ -33,14 +34,9 @@ def parse_feed_query(type_: str | None, before: str | None, limit: str | None, *
         if raw in (None, ""):
             continue
         try:
-            number = int(raw)
-        except ValueError:
-            fields[key] = "Must be a whole number."
-            continue
-        if not low <= number <= high:
-            fields[key] = f"Must be between {low} and {high}."
-        else:
-            result[key] = number
+            result[key] = whole_number(raw, low, high)
+        except ValueError as exc:
+            fields[key] = str(exc)
     if fields:
         raise ValidationFailed(fields, "Invalid feed query.")
     return result

@@ -287,12 +287,21 @@ def _required_counts(session: Session, user: User) -> tuple[int, int]:
     return total, completed
 
 
-def _settle_completion(session: Session, user: User) -> bool:
-    """Whether every required task is done; the first time it is, move the contact to ACTIVE
-    and write ``onboarding.completed``. The conditional UPDATE makes that happen once."""
-    total, completed = _required_counts(session, user)
+def _settle_completion(
+    session: Session,
+    user: User,
+    *,
+    counts: tuple[int, int] | None = None,
+    contact_id: int | None = None,
+    status: str | None = "ONBOARDING",
+) -> tuple[bool, str | None]:
+    """Whether every required task is done (``counts`` = (total, completed) when the caller
+    already has them), and the contact's status after it. The first time every required task
+    is done, move the contact to ACTIVE and write ``onboarding.completed``; the conditional
+    UPDATE makes that happen once, however many requests get here at the same moment."""
+    total, completed = counts if counts is not None else _required_counts(session, user)
     complete = completed == total
-    if complete:
+    if complete and status == "ONBOARDING":
         moved = session.execute(
             update(Contact)
             .where(Contact.user_id == user.id, Contact.status == "ONBOARDING")
@@ -300,7 +309,9 @@ def _settle_completion(session: Session, user: User) -> bool:
             .execution_options(synchronize_session=False)
         )
         if moved.rowcount == 1:
-            contact_id = session.execute(select(Contact.id).where(Contact.user_id == user.id)).scalar_one()
+            status = "ACTIVE"
+            if contact_id is None:
+                contact_id = session.execute(select(Contact.id).where(Contact.user_id == user.id)).scalar_one()
             write_feed_event(
                 session,
                 EVENT_COMPLETED,
@@ -308,7 +319,7 @@ def _settle_completion(session: Session, user: User) -> bool:
                 user_id=user.id,
                 data={"contact_id": contact_id, "user_id": user.id, "email": user.email},
             )
-    return complete
+    return complete, status
 
 
 def _lock_user(session: Session, user_id: int) -> User:
@@ -323,7 +334,7 @@ def check_onboarding_complete(session: Session, user_id: int) -> bool:
     ACTIVE (once) the first time it is."""
 
     def work() -> bool:
-        return _settle_completion(session, _lock_user(session, user_id))
+        return _settle_completion(session, _lock_user(session, user_id))[0]
 
     return run_in_transaction(session, work)
 
@@ -394,7 +405,7 @@ def complete_task(session: Session, user_id: int, slug: str) -> TaskCompletion:
 
         if progress is None:  # a task added to the checklist after provisioning
             progress, changed = _mark_done(session, user, task)
-            complete = _settle_completion(session, user)
+            complete, _ = _settle_completion(session, user)
             status = session.execute(select(Contact.status).where(Contact.user_id == user.id)).scalar_one_or_none()
             return TaskCompletion(
                 task=TaskState(task=task, completed=True, completed_at=progress.completed_at),
@@ -438,27 +449,9 @@ def complete_task(session: Session, user_id: int, slug: str) -> TaskCompletion:
                 completed_at = session.execute(
                     select(OnboardingProgress.completed_at).where(OnboardingProgress.id == progress.id)
                 ).scalar_one()
-        if counts is None:
-            counts = _required_counts(session, user)
-        complete = counts[0] == counts[1]
-        if complete and status == "ONBOARDING":
-            # The first time every required task is done: the conditional UPDATE makes the
-            # move to ACTIVE (and its feed event) happen once.
-            moved = session.execute(
-                update(Contact)
-                .where(Contact.user_id == user.id, Contact.status == "ONBOARDING")
-                .values(status="ACTIVE", updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            if moved.rowcount == 1:
-                status = "ACTIVE"
-                write_feed_event(
-                    session,
-                    EVENT_COMPLETED,
-                    contact_id=contact_id,
-                    user_id=user.id,
-                    data={"contact_id": contact_id, "user_id": user.id, "email": user.email},
-                )
+        complete, status = _settle_completion(
+            session, user, counts=counts, contact_id=contact_id, status=status
+        )
         return TaskCompletion(
             task=TaskState(task=task, completed=True, completed_at=completed_at),
             complete=complete,
