@@ -339,29 +339,48 @@ def check_onboarding_complete(session: Session, user_id: int) -> bool:
     return run_in_transaction(session, work)
 
 
-def _mark_done(session: Session, user: User, task: OnboardingTask) -> tuple[OnboardingProgress, bool]:
+def _progress_row(session: Session, user: User, task: OnboardingTask) -> OnboardingProgress:
+    """The user's progress row for the task, made now for a task added after provisioning."""
     progress = session.execute(
-        select(OnboardingProgress).where(
-            OnboardingProgress.user_id == user.id, OnboardingProgress.task_id == task.id
-        )
+        select(OnboardingProgress).where(OnboardingProgress.user_id == user.id, OnboardingProgress.task_id == task.id)
     ).scalar_one_or_none()
-    if progress is None:  # a task added to the checklist after provisioning
+    if progress is None:
         progress = OnboardingProgress(user_id=user.id, task_id=task.id, completed=0)
         session.add(progress)
         session.flush()
-    if progress.completed == 1:
-        return progress, False
-    # Only the transaction that flips 0 to 1 writes the feed event (SQLite reads take no lock).
-    flipped = session.execute(
+    return progress
+
+
+def _tick(
+    session: Session, user: User, task: OnboardingTask, progress_id: int, contact_id: int | None
+) -> tuple[bool, datetime | None, tuple[int, int] | None]:
+    """Flip the progress row from 0 to 1. Returns (changed, completed_at, counts), where counts
+    = (required tasks, required tasks done) comes with the change, read in the same statement.
+
+    Only the transaction that flips the row writes the feed event (SQLite reads take no lock).
+    The counts are read after the caller's lock on the user, so no concurrent tick is missed."""
+    now = utcnow()
+    # Written out because SQLite prints RETURNING columns without their table, which would
+    # make a subquery built from the models ambiguous.
+    required_total = text(
+        "SELECT count(*) FROM onboarding_tasks t WHERE t.role = :role AND t.required"
+    ).bindparams(role=user.role).columns(column("n", Integer)).scalar_subquery()
+    others_done = text(
+        "SELECT count(*) FROM onboarding_progress p JOIN onboarding_tasks t ON t.id = p.task_id "
+        "WHERE p.user_id = :user_id AND p.completed = 1 AND p.task_id <> :task_id AND t.required"
+    ).bindparams(user_id=user.id, task_id=task.id).columns(column("n", Integer)).scalar_subquery()
+    ticked = session.execute(
         update(OnboardingProgress)
-        .where(OnboardingProgress.id == progress.id, OnboardingProgress.completed == 0)
-        .values(completed=1, completed_at=utcnow())
+        .where(OnboardingProgress.id == progress_id, OnboardingProgress.completed == 0)
+        .values(completed=1, completed_at=now)
+        .returning(required_total, others_done)
         .execution_options(synchronize_session=False)
-    )
-    session.refresh(progress)
-    if flipped.rowcount != 1:
-        return progress, False
-    contact_id = session.execute(select(Contact.id).where(Contact.user_id == user.id)).scalar_one_or_none()
+    ).one_or_none()
+    if ticked is None:  # a concurrent request ticked it first
+        completed_at = session.execute(
+            select(OnboardingProgress.completed_at).where(OnboardingProgress.id == progress_id)
+        ).scalar_one()
+        return False, completed_at, None
     write_feed_event(
         session,
         EVENT_TASK_COMPLETED,
@@ -370,8 +389,7 @@ def _mark_done(session: Session, user: User, task: OnboardingTask) -> tuple[Onbo
         user_id=user.id,
         data={"slug": task.slug, "title": task.title, "required": task.required},
     )
-    session.flush()
-    return progress, True
+    return True, now, (ticked[0], ticked[1] + (1 if task.required else 0))
 
 
 def complete_task(session: Session, user_id: int, slug: str) -> TaskCompletion:
@@ -403,52 +421,12 @@ def complete_task(session: Session, user_id: int, slug: str) -> TaskCompletion:
             raise AutomaticTask("This task completes itself when you set your own password.")
         session.expunge(task)  # read after the commit: keep it loaded instead of expired
 
-        if progress is None:  # a task added to the checklist after provisioning
-            progress, changed = _mark_done(session, user, task)
-            complete, _ = _settle_completion(session, user)
-            status = session.execute(select(Contact.status).where(Contact.user_id == user.id)).scalar_one_or_none()
-            return TaskCompletion(
-                task=TaskState(task=task, completed=True, completed_at=progress.completed_at),
-                complete=complete, status=status, changed=changed,
-            )
-
-        completed_at, changed, counts = progress.completed_at, False, None
-        if progress.completed != 1:
-            # Only the transaction that flips 0 to 1 writes the feed event (SQLite reads take
-            # no lock). It also counts the user's *other* required tasks that are done, in the
-            # same statement: read after the user lock, so no concurrent tick is missed.
-            now = utcnow()
-            # Written out because SQLite prints RETURNING columns without their table, which
-            # would make a subquery built from the models ambiguous.
-            required_total = text(
-                "SELECT count(*) FROM onboarding_tasks t WHERE t.role = :role AND t.required"
-            ).bindparams(role=user.role).columns(column("n", Integer)).scalar_subquery()
-            others_done = text(
-                "SELECT count(*) FROM onboarding_progress p JOIN onboarding_tasks t ON t.id = p.task_id "
-                "WHERE p.user_id = :user_id AND p.completed = 1 AND p.task_id <> :task_id AND t.required"
-            ).bindparams(user_id=user.id, task_id=task.id).columns(column("n", Integer)).scalar_subquery()
-            ticked = session.execute(
-                update(OnboardingProgress)
-                .where(OnboardingProgress.id == progress.id, OnboardingProgress.completed == 0)
-                .values(completed=1, completed_at=now)
-                .returning(required_total, others_done)
-                .execution_options(synchronize_session=False)
-            ).one_or_none()
-            if ticked is not None:
-                changed, completed_at = True, now
-                counts = (ticked[0], ticked[1] + (1 if task.required else 0))
-                write_feed_event(
-                    session,
-                    EVENT_TASK_COMPLETED,
-                    actor_id=user.id,
-                    contact_id=contact_id,
-                    user_id=user.id,
-                    data={"slug": task.slug, "title": task.title, "required": task.required},
-                )
-            else:  # a concurrent request ticked it first
-                completed_at = session.execute(
-                    select(OnboardingProgress.completed_at).where(OnboardingProgress.id == progress.id)
-                ).scalar_one()
+        if progress is not None and progress.completed == 1:  # repeated: nothing changes
+            changed, completed_at, counts = False, progress.completed_at, None
+        else:
+            if progress is None:  # a task added to the checklist after provisioning
+                progress = _progress_row(session, user, task)
+            changed, completed_at, counts = _tick(session, user, task, progress.id, contact_id)
         complete, status = _settle_completion(
             session, user, counts=counts, contact_id=contact_id, status=status
         )
@@ -508,9 +486,10 @@ def _store_new_password(session: Session, user_id: int, new_password: str) -> Us
         task = session.execute(
             select(OnboardingTask).where(OnboardingTask.role == user.role, OnboardingTask.slug == SET_PASSWORD_SLUG)
         ).scalar_one_or_none()
-        if task is not None and user.contact is not None:
-            _mark_done(session, user, task)
-            _settle_completion(session, user)
+        contact = user.contact
+        if task is not None and contact is not None:
+            _, _, counts = _tick(session, user, task, _progress_row(session, user, task).id, contact.id)
+            _settle_completion(session, user, counts=counts, contact_id=contact.id, status=contact.status)
         return user
 
     return run_in_transaction(session, work)
