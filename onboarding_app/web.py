@@ -4,7 +4,12 @@ a domain refusal comes from ``http_errors.status_for``, shared with the API.)"""
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Blueprint, Response, render_template, request
+
+from .errors import NotFound
+
+# htmx event after a change the feed shows: the feed section (_feed.html) fetches itself again.
+FEED_CHANGED = "feed-changed"
 
 
 def is_htmx() -> bool:
@@ -26,3 +31,15 @@ def format_when(value) -> str:
     if value is None:
         return ""
     return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def register_page_blueprint(bp: Blueprint) -> None:
+    """What every HTML blueprint (crm, onboarding) shares: the ``when`` filter, ``Vary:
+    HX-Request`` on every response (one URL, two shapes), and a domain ``NotFound`` (an unknown
+    contact id or task) answered with the app's 404 page."""
+    bp.add_app_template_filter(format_when, "when")
+    bp.after_request(vary_on_htmx)
+
+    @bp.errorhandler(NotFound)
+    def not_found(exc: NotFound):
+        return render_template("errors/error.html", status=404, message=exc.message), 404

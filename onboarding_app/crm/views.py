@@ -16,17 +16,16 @@ from flask_login import current_user
 
 from .. import contacts, outbox, provisioning
 from ..auth.decorators import staff_required
-from ..errors import Conflict, DomainError, EmailTaken, NotFound, NotQualified, ValidationFailed
+from ..errors import Conflict, DomainError, EmailTaken, NotQualified, ValidationFailed
 from ..extensions import db
 from ..models import CONTACT_STATUSES, Contact, OutboundEmail, User
 from ..http_errors import status_for
-from ..web import format_when, is_htmx, vary_on_htmx
+from ..web import FEED_CHANGED, is_htmx, register_page_blueprint
 from .forms import ContactForm, NewContactForm
 
 bp = Blueprint("crm", __name__)
-bp.add_app_template_filter(format_when, "when")
 # Every route here answers htmx with a fragment and a plain request with a page or redirect.
-bp.after_request(vary_on_htmx)
+register_page_blueprint(bp)
 
 # The staff status actions, in the order they are offered: (target status, button label).
 STATUS_ACTIONS = {
@@ -34,12 +33,6 @@ STATUS_ACTIONS = {
     "QUALIFIED": [("LEAD", "Back to lead"), ("LOST", "Mark lost")],
     "LOST": [("LEAD", "Reopen")],
 }
-
-
-@bp.errorhandler(NotFound)
-def not_found(exc: NotFound):
-    """A contact id that does not exist: the app's 404 page (htmx does not swap it)."""
-    return render_template("errors/error.html", status=404, message=exc.message), 404
 
 
 @bp.app_context_processor
@@ -219,7 +212,7 @@ def provision(contact_id: int):
         pipeline=contacts.pipeline_counts(db.session) if changed and origin == "dashboard" else None,
     ), status))
     if changed:
-        response.headers["HX-Trigger"] = "feed-changed"  # the dashboard's feed reloads itself
+        response.headers["HX-Trigger"] = FEED_CHANGED  # the dashboard's feed reloads itself
     return response
 
 

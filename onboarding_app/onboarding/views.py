@@ -12,25 +12,17 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required
 
 from .. import contacts, feed, provisioning
-from ..errors import AutomaticTask, NotFound, ValidationFailed
+from ..errors import AutomaticTask, ValidationFailed
 from ..extensions import db
 from ..http_errors import status_for
-from ..web import format_when, is_htmx, vary_on_htmx
+from ..web import FEED_CHANGED, is_htmx, register_page_blueprint
 
 bp = Blueprint("onboarding", __name__)
-bp.add_app_template_filter(format_when, "when")
 bp.add_app_template_global(feed.describe, "describe_event")
 # Every route here answers htmx with a fragment and a plain request with a page or redirect.
-bp.after_request(vary_on_htmx)
+register_page_blueprint(bp)
 
-FEED_CHANGED = "feed-changed"  # htmx event: the feed section (_feed.html) fetches itself again
 WAITING_LIMIT = 10  # contacts waiting for approval shown on the staff dashboard
-
-
-@bp.errorhandler(NotFound)
-def not_found(exc: NotFound):
-    """A task that is not in the user's checklist (UnknownTask): the app's 404 page."""
-    return render_template("errors/error.html", status=404, message=exc.message), 404
 
 
 def _feed_page():
