@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from . import accounts, contacts, outbox, provisioning
+from . import accounts, checklist, contacts, outbox, provisioning
 from .errors import DomainError, ValidationFailed
 from .extensions import db
 from .models import ROLES, ApiToken, Contact, User
@@ -129,8 +129,8 @@ def _seed_contact(staff: User, name: str, email: str, company: str, role: str, t
         return f"created  {name} ({target})"
     result = provisioning.provision_account(db.session, contact.id, actor=staff)
     user_id = result.user.id
-    provisioning.set_password(db.session, user_id, DEMO_CLIENT_PASSWORD)
-    state = provisioning.onboarding_state(db.session, user_id)
+    accounts.set_password(db.session, user_id, DEMO_CLIENT_PASSWORD)
+    state = checklist.onboarding_state(db.session, user_id)
     open_required = [t.task.slug for t in state.tasks if t.task.required and not t.completed]
     # Mid-onboarding: one more task done. Active: every required task done.
     for slug in open_required[:1] if target == "ONBOARDING" else open_required:

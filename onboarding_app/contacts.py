@@ -10,10 +10,10 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from .db_retry import run_in_transaction
-from .errors import EmailTaken, InvalidTransition, NotFound, ValidationFailed
+from .errors import EmailTaken, InvalidTransition, ValidationFailed
 from .models import ACCOUNT_ROLES, CONTACT_STATUSES, Contact, ContactStatusCount, User
-from .provisioning import write_feed_event
+from . import feed
+from .transactions import get_or_404, run_in_transaction
 from .validation import whole_number
 
 # The moves staff may make by hand (SPEC.md, "The contact lifecycle"). QUALIFIED→ONBOARDING
@@ -25,10 +25,6 @@ STAFF_TRANSITIONS: dict[str, frozenset[str]] = {
     "ONBOARDING": frozenset(),
     "ACTIVE": frozenset(),
 }
-
-EVENT_CONTACT_CREATED = "crm.contact.created"
-EVENT_CONTACT_UPDATED = "crm.contact.updated"
-EVENT_STATUS_CHANGED = "crm.contact.status_changed"
 
 MAX_PER_PAGE = 100
 MAX_QUERY_LENGTH = 200
@@ -105,10 +101,7 @@ def _clean(data: dict[str, Any], allowed: frozenset[str], *, creating: bool) -> 
 
 
 def get_contact(session: Session, contact_id: int) -> Contact:
-    contact = session.get(Contact, contact_id)
-    if contact is None:
-        raise NotFound(f"Contact {contact_id} does not exist.")
-    return contact
+    return get_or_404(session, Contact, contact_id)
 
 
 def create_contact(session: Session, data: dict[str, Any], *, actor: User | None = None) -> Contact:
@@ -124,9 +117,9 @@ def create_contact(session: Session, data: dict[str, Any], *, actor: User | None
         contact = Contact(**values, status="LEAD", owner_id=actor.id if actor else None)
         session.add(contact)
         session.flush()
-        write_feed_event(
+        feed.record(
             session,
-            EVENT_CONTACT_CREATED,
+            feed.EVENT_CONTACT_CREATED,
             actor_id=actor.id if actor else None,
             contact_id=contact.id,
             data={"name": contact.name, "email": contact.email},
@@ -144,11 +137,7 @@ def update_contact(
     actor_id = actor.id if actor else None
 
     def work() -> Contact:
-        contact = session.execute(
-            select(Contact).where(Contact.id == contact_id).with_for_update()
-        ).scalar_one_or_none()
-        if contact is None:
-            raise NotFound(f"Contact {contact_id} does not exist.")
+        contact = get_or_404(session, Contact, contact_id, lock=True)
         new_status = values.pop("status", contact.status)
         if new_status != contact.status and new_status not in STAFF_TRANSITIONS[contact.status]:
             raise InvalidTransition(
@@ -162,15 +151,15 @@ def update_contact(
         for key, value in changed.items():
             setattr(contact, key, value)
         if changed:
-            write_feed_event(
-                session, EVENT_CONTACT_UPDATED, actor_id=actor_id, contact_id=contact.id,
+            feed.record(
+                session, feed.EVENT_CONTACT_UPDATED, actor_id=actor_id, contact_id=contact.id,
                 data={"fields": sorted(changed)},
             )
         if new_status != contact.status:
             old = contact.status
             contact.status = new_status
-            write_feed_event(
-                session, EVENT_STATUS_CHANGED, actor_id=actor_id, contact_id=contact.id,
+            feed.record(
+                session, feed.EVENT_STATUS_CHANGED, actor_id=actor_id, contact_id=contact.id,
                 data={"name": contact.name, "from": old, "to": new_status},
             )
         return contact

@@ -1,8 +1,12 @@
-"""Reading the action feed: newest first, paged by an id cursor, with readable sentences."""
+"""The action feed: ``record`` writes an event in the caller's transaction; ``list_feed``
+reads it newest first by an id cursor; ``describe`` turns an event into a sentence.
+
+Every event type is named here once (``EVENT_*``) with its sentence in ``SENTENCES``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
@@ -12,6 +16,40 @@ from .models import FeedEvent, User
 from .validation import whole_number
 
 MAX_LIMIT = 100
+
+EVENT_PROVISIONED = "onboarding.account.provisioned"
+EVENT_WELCOME_RESENT = "onboarding.welcome_email.resent"
+EVENT_TASK_COMPLETED = "onboarding.task.completed"
+EVENT_COMPLETED = "onboarding.completed"
+EVENT_PASSWORD_SET = "account.password.changed"
+EVENT_CONTACT_CREATED = "crm.contact.created"
+EVENT_CONTACT_UPDATED = "crm.contact.updated"
+EVENT_STATUS_CHANGED = "crm.contact.status_changed"
+
+
+def record(
+    session: Session,
+    type: str,
+    *,
+    actor_id: int | None = None,
+    contact_id: int | None = None,
+    user_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> FeedEvent:
+    """Add one event to the feed, in the caller's transaction."""
+    event = FeedEvent(
+        type=type, actor_id=actor_id, contact_id=contact_id, user_id=user_id, payload=data or {}
+    )
+    session.add(event)
+    return event
+
+
+def record_account_event(
+    session: Session, type: str, *, contact_id: int | None, user: User, actor_id: int | None = None, **extra: Any
+) -> FeedEvent:
+    """An event about a contact's account; its data names the contact, the user and the email."""
+    data = {"contact_id": contact_id, "user_id": user.id, "email": user.email, **extra}
+    return record(session, type, actor_id=actor_id, contact_id=contact_id, user_id=user.id, data=data)
 
 
 @dataclass(frozen=True)
@@ -59,27 +97,44 @@ def list_feed(
     return FeedPage(items=items, next_before=items[-1].id if len(rows) > limit else None)
 
 
+@dataclass(frozen=True)
+class _Words:
+    """What a sentence can name: who acted, which contact, and the event's payload."""
+
+    actor: str
+    contact: str
+    data: dict[str, Any]
+    has_contact: bool
+
+
+def _provisioned(w: _Words) -> str:
+    if w.data.get("created"):
+        return f"{w.actor} approved {w.contact}; account created"
+    return f"{w.actor} approved {w.contact}; linked to the existing account {w.data.get('email')}"
+
+
+SENTENCES: dict[str, Callable[[_Words], str]] = {
+    EVENT_PROVISIONED: _provisioned,
+    EVENT_WELCOME_RESENT: lambda w: f"{w.actor} resent the welcome email to {w.contact}",
+    EVENT_TASK_COMPLETED: lambda w: (
+        f"{w.contact if w.has_contact else w.actor} completed “{w.data.get('title', w.data.get('slug'))}”"
+    ),
+    EVENT_COMPLETED: lambda w: f"{w.contact} finished onboarding and is now active",
+    EVENT_CONTACT_CREATED: lambda w: f"{w.actor} added {w.contact}",
+    EVENT_STATUS_CHANGED: lambda w: f"{w.actor} moved {w.contact} from {w.data.get('from')} to {w.data.get('to')}",
+    EVENT_CONTACT_UPDATED: lambda w: f"{w.actor} edited {w.contact} ({', '.join(w.data.get('fields', []))})",
+    EVENT_PASSWORD_SET: lambda w: f"{w.actor} set a new password",
+}
+
+
 def describe(event: FeedEvent) -> str:
     """One readable sentence for the feed, e.g. "Sam approved Ada Lovelace; account created"."""
     data = event.payload or {}
-    actor = event.actor.display_name if event.actor else "The system"
-    contact = event.contact.name if event.contact else data.get("name") or data.get("email") or "a contact"
-    if event.type == "onboarding.account.provisioned":
-        if data.get("created"):
-            return f"{actor} approved {contact}; account created"
-        return f"{actor} approved {contact}; linked to the existing account {data.get('email')}"
-    if event.type == "onboarding.welcome_email.resent":
-        return f"{actor} resent the welcome email to {contact}"
-    if event.type == "onboarding.task.completed":
-        return f"{contact if event.contact else actor} completed “{data.get('title', data.get('slug'))}”"
-    if event.type == "onboarding.completed":
-        return f"{contact} finished onboarding and is now active"
-    if event.type == "crm.contact.created":
-        return f"{actor} added {contact}"
-    if event.type == "crm.contact.status_changed":
-        return f"{actor} moved {contact} from {data.get('from')} to {data.get('to')}"
-    if event.type == "crm.contact.updated":
-        return f"{actor} edited {contact} ({', '.join(data.get('fields', []))})"
-    if event.type == "account.password.changed":
-        return f"{actor} set a new password"
-    return f"{event.type} ({actor})"
+    words = _Words(
+        actor=event.actor.display_name if event.actor else "The system",
+        contact=event.contact.name if event.contact else data.get("name") or data.get("email") or "a contact",
+        data=data,
+        has_contact=event.contact is not None,
+    )
+    sentence = SENTENCES.get(event.type)
+    return sentence(words) if sentence else f"{event.type} ({words.actor})"

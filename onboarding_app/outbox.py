@@ -1,4 +1,4 @@
-"""The email outbox: queue in the caller's transaction, deliver after the commit.
+"""The email outbox: queue an email in the caller's transaction; deliver it after the commit.
 
 A pending row says what to send (kind, user, contact), never a secret. The welcome email's
 temporary password is issued at delivery, its hash and expiry stored on the user in the same
@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import smtplib
 from dataclasses import dataclass
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app, render_template
@@ -19,9 +18,10 @@ from flask_mail import Message
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
+from . import credentials
 from .extensions import mail
 from .models import Contact, OutboundEmail, User, utcnow
-from .security import generate_temporary_password, hash_password
+from .transactions import after_commit
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,15 @@ def external_url(endpoint: str, **values) -> str:
     return adapter.build(endpoint, values, force_external=True)
 
 
-def queue_welcome_email(session: Session, *, user: User, contact: Contact, with_password: bool) -> OutboundEmail:
-    """Add the welcome email to the outbox in the caller's transaction. A newer welcome
-    email for the same user supersedes any older one still pending."""
-    kind = KIND_WELCOME if with_password else KIND_WELCOME_EXISTING
+def queue_email(session: Session, kind: str, *, user: User, contact: Contact | None = None) -> OutboundEmail:
+    """Add an email of ``kind`` (a key of ``_SUBJECTS``, rendered from
+    ``templates/email/<kind>.txt`` and ``.html`` at delivery) to the outbox in the caller's
+    transaction; it is delivered once that transaction has committed. A newer email of the
+    same kind to the same user supersedes any older one still pending."""
     session.execute(
         update(OutboundEmail)
         .where(OutboundEmail.user_id == user.id, OutboundEmail.kind == kind, OutboundEmail.status == "pending")
-        .values(status="failed", last_error="Superseded by a newer welcome email.")
+        .values(status="failed", last_error="Superseded by a newer email of the same kind.")
         .execution_options(synchronize_session=False)
     )
     email = OutboundEmail(
@@ -67,10 +68,19 @@ def queue_welcome_email(session: Session, *, user: User, contact: Contact, with_
         status="pending",
         attempts=0,
         user_id=user.id,
-        contact_id=contact.id,
+        contact_id=contact.id if contact is not None else None,
     )
     session.add(email)
+    session.flush()
+    email_id = email.id
+    after_commit(session, lambda: deliver_email(session, email_id))
     return email
+
+
+def queue_welcome_email(session: Session, *, user: User, contact: Contact, with_password: bool) -> OutboundEmail:
+    """The welcome email: with a temporary password issued at delivery for a new account, or
+    without one for an existing account that was linked to the contact."""
+    return queue_email(session, KIND_WELCOME if with_password else KIND_WELCOME_EXISTING, user=user, contact=contact)
 
 
 def _claim(session: Session, email_id: int) -> OutboundEmail | None:
@@ -123,8 +133,7 @@ def deliver_email(session: Session, email_id: int) -> str:
     until ``MAX_ATTEMPTS``) or ``SKIPPED`` (not pending, or another deliverer has it)."""
     # The slow part (argon2) comes before the claim, so no lock is held while it runs.
     kind = session.execute(select(OutboundEmail.kind).where(OutboundEmail.id == email_id)).scalar_one_or_none()
-    password = generate_temporary_password() if kind == KIND_WELCOME else None
-    password_hash = hash_password(password) if password else None
+    password, password_hash = credentials.hashed_temporary_password() if kind == KIND_WELCOME else (None, None)
     email = _claim(session, email_id)
     if email is None:
         session.rollback()
@@ -137,9 +146,8 @@ def deliver_email(session: Session, email_id: int) -> str:
                 email.last_error = "Not sent: the user has already set their own password."
                 session.commit()
                 return FAILED
-            user.password_hash = password_hash
-            user.temp_password_expires_at = utcnow() + timedelta(
-                hours=current_app.config["TEMP_PASSWORD_TTL_HOURS"]
+            credentials.store_temporary_password(
+                user, password_hash, ttl_hours=current_app.config["TEMP_PASSWORD_TTL_HOURS"]
             )
         text, html = _render(email, password)
         _send(email.recipient, email.subject, text, html)

@@ -18,8 +18,6 @@ PASSWORD_RULES = (
     f"At least {MIN_PASSWORD_LENGTH} characters, not a commonly used password, "
     "and not easy to guess from your name or email. A few unrelated words work well."
 )
-# Letters and digits that cannot be mistaken for one another when typed from an email.
-_TEMP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 _COMMON_PASSWORDS = frozenset(FREQUENCY_LISTS["passwords"])
 
 
@@ -71,12 +69,6 @@ def password_problems(password: str, *, email: str = "", name: str = "") -> list
         warning = result["feedback"].get("warning") or "It would be easy to guess."
         return [f"Too easy to guess. {warning}".strip()]
     return []
-
-
-def generate_temporary_password() -> str:
-    """20 characters from a 56-symbol alphabet: about 116 bits of entropy."""
-    raw = "".join(secrets.choice(_TEMP_ALPHABET) for _ in range(20))
-    return "-".join(raw[i : i + 5] for i in range(0, 20, 5))
 
 
 def generate_api_token() -> str:

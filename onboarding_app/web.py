@@ -1,10 +1,10 @@
-"""Small helpers the HTML blueprints (crm, onboarding) share: telling an htmx request from a
-plain one, marking responses that vary on it, and how pages show a timestamp. (The status of
-a domain refusal comes from ``http_errors.status_for``, shared with the API.)"""
+"""What the HTML blueprints (crm, onboarding) share: ``respond`` answers htmx with a partial
+and anything else with a page or a redirect; ``Vary: HX-Request``; how pages show a
+timestamp. (The status of a domain refusal comes from ``http_errors.status_for``.)"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request
 
 from .errors import NotFound
 
@@ -18,6 +18,31 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true" and not request.headers.get(
         "HX-History-Restore-Request"
     )
+
+
+def respond(
+    partial: str,
+    page: str | None = None,
+    /,
+    *,
+    redirect_to: str | None = None,
+    message: tuple[str, str] | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context,
+) -> Response:
+    """One URL, two shapes. An htmx request gets ``partial`` rendered with ``status`` and
+    ``headers``. Any other request gets ``page`` rendered, or, for a form post, ``message``
+    (text, category) flashed and a redirect to ``redirect_to`` (post/redirect/get)."""
+    if is_htmx() or (page is None and redirect_to is None):
+        response = current_app.make_response((render_template(partial, **context), status))
+        response.headers.update(headers or {})
+        return response
+    if message is not None:
+        flash(*message)
+    if redirect_to is not None:
+        return redirect(redirect_to)
+    return current_app.make_response((render_template(page, **context), status))
 
 
 def vary_on_htmx(response: Response) -> Response:

@@ -138,7 +138,7 @@ def member(app, make) -> Member:
     """A provisioned client who has set a password of their own, with an API token."""
     contact_id, user_id = make.provisioned("client", email="ada@example.com")
     with app.app_context():
-        provisioning.set_password(db.session, user_id, USER_PASSWORD)
+        accounts.set_password(db.session, user_id, USER_PASSWORD)
     return Member(contact_id, user_id, "ada@example.com", token_for(app, "ada@example.com"))
 
 
@@ -540,7 +540,7 @@ def test_script_session_create_qualify_provision_read_checklist(api, app, client
     detail = api.get(f"/crm/contacts/{contact['id']}").get_json()
     assert detail["user_id"] == account["user_id"] and detail["status"] == "ONBOARDING"
     with app.app_context():
-        provisioning.set_password(db.session, account["user_id"], USER_PASSWORD)
+        accounts.set_password(db.session, account["user_id"], USER_PASSWORD)
     checklist = Api(client, token_for(app, "ada@example.com")).get("/onboarding").get_json()
     assert [t["slug"] for t in checklist["tasks"]][:2] == ["set-password", "complete-profile"]
 
@@ -568,7 +568,7 @@ def test_onboarding_checklist(member_api):
 def test_partner_checklist(app, make, client):
     _, user_id = make.provisioned("partner", email="pam@example.com")
     with app.app_context():
-        provisioning.set_password(db.session, user_id, USER_PASSWORD)
+        accounts.set_password(db.session, user_id, USER_PASSWORD)
     body = Api(client, token_for(app, "pam@example.com")).get("/onboarding").get_json()
     assert [t["slug"] for t in body["tasks"]] == [
         "set-password", "sign-partner-agreement", "upload-tax-form", "complete-profile", "partner-portal-tour"]

@@ -49,7 +49,7 @@ def staff_headers(app, make) -> dict[str, str]:
     make.contact("QUALIFIED")
     _, user_id = make.provisioned("client", email="fuzzed-client@example.com")
     with app.app_context():
-        provisioning.set_password(db.session, user_id, USER_PASSWORD)
+        accounts.set_password(db.session, user_id, USER_PASSWORD)
         _, token = accounts.create_api_token(db.session, "fuzz@example.com")
     return {"Authorization": f"Bearer {token}"}
 

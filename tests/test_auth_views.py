@@ -149,10 +149,10 @@ def test_setting_a_password_completes_set_password_and_opens_the_app(app, make, 
     })
     assert response.status_code == 302 and response.headers["Location"] == "/dashboard"
     assert client.get("/dashboard").status_code == 200  # this session continues
-    from onboarding_app import provisioning
+    from onboarding_app import checklist
 
     with app.app_context():
-        assert provisioning.onboarding_state(db.session, user_id).task("set-password").completed
+        assert checklist.onboarding_state(db.session, user_id).task("set-password").completed
         assert not db.session.get(User, user_id).must_change_password
 
 

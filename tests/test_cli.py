@@ -2,7 +2,7 @@
 
 from sqlalchemy import func, select
 
-from onboarding_app import accounts
+from onboarding_app import accounts, checklist
 from onboarding_app.models import ApiToken, Contact, FeedEvent, OutboundEmail, User
 from onboarding_app.security import hash_api_token
 
@@ -87,10 +87,10 @@ def test_seed_demo_builds_every_status_and_is_idempotent(runner, session):
 
     # The demo staff and the client mid-onboarding can sign in.
     assert accounts.authenticate(session, "sam@example.com", "demo-staff-pass-2026").role == "staff"
-    from onboarding_app import provisioning
+    from onboarding_app import checklist
 
     margaret = accounts.authenticate(session, "margaret@example.com", "demo-client-pass-2026")
-    state = provisioning.onboarding_state(session, margaret.id)
+    state = checklist.onboarding_state(session, margaret.id)
     assert 0 < state.required_completed < state.required_total
 
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from onboarding_app import provisioning
+from onboarding_app import accounts, provisioning
 from onboarding_app.extensions import db
 from onboarding_app.models import Contact, FeedEvent, OutboundEmail, User
 from tests.conftest import USER_PASSWORD, csrf_token_from
@@ -404,7 +404,7 @@ def test_resend_welcome_email_with_htmx(app, client, staff, make, token, mailbox
 def test_resend_is_refused_inline_once_the_password_is_set(app, client, staff, make, token, mailbox):
     contact_id, user_id = make.provisioned(email="ada@example.com")
     with app.app_context():
-        provisioning.set_password(db.session, user_id, "violet-teapot-harbour-19")
+        accounts.set_password(db.session, user_id, "violet-teapot-harbour-19")
     body = client.get(f"/crm/contacts/{contact_id}").get_data(as_text=True)
     assert "Resend welcome email" not in body and "Set by" in body
     response = client.post(f"/crm/contacts/{contact_id}/resend-welcome", data={"csrf_token": token}, headers=HX)

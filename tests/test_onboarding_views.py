@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from onboarding_app import provisioning
+from onboarding_app import accounts, checklist, provisioning
 from onboarding_app.extensions import db
 from onboarding_app.models import Contact, FeedEvent
 from tests.conftest import NEW_PASSWORD, USER_PASSWORD
@@ -26,7 +26,7 @@ def user(app, make, auth):
     contact_id = make.contact("QUALIFIED", name="Margaret Hamilton", email="margaret@example.com")
     with app.app_context():
         user_id = provisioning.provision_account(db.session, contact_id).user.id
-        provisioning.set_password(db.session, user_id, NEW_PASSWORD)
+        accounts.set_password(db.session, user_id, NEW_PASSWORD)
     assert auth.login("margaret@example.com", NEW_PASSWORD).status_code == 302
     return contact_id, user_id
 
@@ -58,7 +58,7 @@ def test_a_temporary_password_leads_to_the_password_page_first(app, client, make
     response = client.post("/onboarding/tasks/accept-terms/complete", data={"csrf_token": token}, headers=HX)
     assert response.headers["Location"] == "/account/password"
     with app.app_context():
-        assert provisioning.onboarding_state(db.session, user_id).required_completed == 0
+        assert checklist.onboarding_state(db.session, user_id).required_completed == 0
 
 
 @pytest.mark.parametrize("headers", [{}, HX], ids=["form", "htmx"])
@@ -66,7 +66,7 @@ def test_mark_done_without_the_csrf_token_is_refused(app, client, user, headers)
     response = client.post("/onboarding/tasks/accept-terms/complete", headers=headers)
     assert response.status_code == 400
     with app.app_context():
-        assert provisioning.onboarding_state(db.session, user[1]).task("accept-terms").completed is False
+        assert checklist.onboarding_state(db.session, user[1]).task("accept-terms").completed is False
 
 
 def test_unknown_task_is_a_404(client, user, token):

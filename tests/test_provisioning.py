@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from onboarding_app import accounts, contacts, outbox, provisioning
+from onboarding_app import accounts, checklist, contacts, outbox, provisioning
 from onboarding_app.errors import (
     AutomaticTask,
     InvalidCredentials,
@@ -183,7 +183,7 @@ def test_each_role_gets_its_own_checklist(make, session, role, expected):
     _, user_id = make.provisioned(role)
     assert session.get(User, user_id).role == role
     assert progress_slugs(session, user_id) == expected
-    state = provisioning.onboarding_state(session, user_id)
+    state = checklist.onboarding_state(session, user_id)
     assert [t.task.slug for t in state.tasks][0] == "set-password"
     assert state.required_total == (4 if role == "client" else 4)
     assert state.required_completed == 0 and not state.complete
@@ -195,7 +195,7 @@ def test_each_role_gets_its_own_checklist(make, session, role, expected):
 def _sign_in_and_set_password(session, mailbox, user_id):
     user = session.get(User, user_id)
     password = mailbox.temporary_password(user.email)
-    provisioning.change_password(session, user_id, current_password=password, new_password=NEW_PASSWORD)
+    accounts.change_password(session, user_id, current_password=password, new_password=NEW_PASSWORD)
 
 
 def test_optional_tasks_do_not_count_and_all_required_makes_contact_active_once(make, session, mailbox):
@@ -260,7 +260,7 @@ def test_required_task_added_later_keeps_onboarding_open(make, session, mailbox)
 
     assert not provisioning.check_onboarding_complete(session, user_id)
     assert session.get(Contact, contact_id).status == "ONBOARDING"
-    state = provisioning.onboarding_state(session, user_id)
+    state = checklist.onboarding_state(session, user_id)
     assert (state.required_completed, state.required_total) == (4, 5)
 
     done = provisioning.complete_task(session, user_id, "verify-domain")
@@ -431,7 +431,7 @@ def test_changing_the_temporary_password_completes_set_password(make, session, m
     user = session.get(User, user_id)
     assert not user.must_change_password and user.temp_password_expires_at is None
     assert user.session_token != token_before  # every other session ended
-    state = provisioning.onboarding_state(session, user_id)
+    state = checklist.onboarding_state(session, user_id)
     assert state.task("set-password").completed and state.required_completed == 1
     assert accounts.authenticate(session, user.email, NEW_PASSWORD).id == user_id
 
@@ -440,11 +440,11 @@ def test_password_change_checks_current_password_and_policy(make, session, mailb
     _, user_id = make.provisioned("client")
     temp = mailbox.temporary_password(session.get(User, user_id).email)
     with pytest.raises(ValidationFailed) as wrong:
-        provisioning.change_password(session, user_id, current_password="nope", new_password=NEW_PASSWORD)
+        accounts.change_password(session, user_id, current_password="nope", new_password=NEW_PASSWORD)
     assert "current_password" in wrong.value.fields
     for weak in ("short", "password1234", "qwertyuiop123"):
         with pytest.raises(ValidationFailed) as refused:
-            provisioning.change_password(session, user_id, current_password=temp, new_password=weak)
+            accounts.change_password(session, user_id, current_password=temp, new_password=weak)
         assert "new_password" in refused.value.fields
     assert session.get(User, user_id).must_change_password
 

@@ -3,9 +3,9 @@
 import pytest
 from argon2 import extract_parameters
 
+from onboarding_app.credentials import generate_temporary_password
 from onboarding_app.security import (
     generate_api_token,
-    generate_temporary_password,
     hash_password,
     password_problems,
     verify_password,

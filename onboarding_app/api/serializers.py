@@ -8,7 +8,8 @@ from typing import Any
 from ..contacts import ContactPage
 from ..feed import FeedPage
 from ..models import Contact, FeedEvent
-from ..provisioning import OnboardingState, RequiredProgress, TaskCompletion, TaskState
+from ..checklist import OnboardingState, RequiredProgress, TaskState
+from ..provisioning import TaskCompletion
 
 
 def iso(moment: datetime | None) -> str | None:

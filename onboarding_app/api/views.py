@@ -6,7 +6,7 @@ Each handler parses its input, calls one service, and returns JSON. Refusals are
 
 from flask import Blueprint, current_app, request, url_for
 
-from .. import contacts, feed, provisioning
+from .. import checklist, contacts, feed, provisioning
 from ..extensions import csrf, db, limiter
 from . import errors, openapi, parsing, serializers
 from .auth import rate_limit_key, rate_limit_value, signed_in, staff_only
@@ -46,7 +46,7 @@ def get_contact(user, contact_id: int):
     contact = contacts.get_contact(db.session, parsing.contact_id(contact_id))
     progress = None
     if contact.user_id is not None:
-        progress = provisioning.required_progress(db.session, [contact.user_id])[contact.user_id]
+        progress = checklist.required_progress(db.session, [contact.user_id])[contact.user_id]
     return serializers.contact(contact, progress)
 
 
@@ -71,7 +71,7 @@ def provision(user, contact_id: int):
 @bp.get("/onboarding")
 @signed_in
 def onboarding(user):
-    return serializers.onboarding(provisioning.onboarding_state(db.session, user.id))
+    return serializers.onboarding(checklist.onboarding_state(db.session, user.id))
 
 
 @bp.post("/onboarding/complete/<slug>")

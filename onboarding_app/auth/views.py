@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from .. import accounts, provisioning
+from .. import accounts
 from ..errors import InvalidCredentials, TemporaryPasswordExpired, ValidationFailed
 from ..extensions import db, limiter
 from ..security import PASSWORD_RULES
@@ -76,7 +76,7 @@ def change_password():
     field_errors: dict[str, str] = {}
     if form.validate_on_submit():
         try:
-            user = provisioning.change_password(
+            user = accounts.change_password(
                 db.session,
                 current_user.id,
                 current_password=form.current_password.data,

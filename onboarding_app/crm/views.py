@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import contacts, outbox, provisioning
+from .. import checklist, contacts, outbox, provisioning
 from ..auth.decorators import staff_required
 from ..errors import Conflict, DomainError, EmailTaken, NotQualified, ValidationFailed
 from ..extensions import db
 from ..models import CONTACT_STATUSES, Contact, OutboundEmail, User
 from ..http_errors import status_for
-from ..web import FEED_CHANGED, is_htmx, register_page_blueprint
+from ..web import FEED_CHANGED, is_htmx, register_page_blueprint, respond
 from .forms import ContactForm, NewContactForm
 
 bp = Blueprint("crm", __name__)
@@ -45,7 +45,7 @@ class Account:
     """What a contact's page shows about its account."""
 
     user: User
-    progress: provisioning.RequiredProgress
+    progress: checklist.RequiredProgress
     email: OutboundEmail | None
 
 
@@ -53,7 +53,7 @@ def _account(contact: Contact) -> Account | None:
     """Read the account's progress and its latest welcome email (two reads, no writes)."""
     if contact.user_id is None:
         return None
-    progress = provisioning.required_progress(db.session, [contact.user_id])[contact.user_id]
+    progress = checklist.required_progress(db.session, [contact.user_id])[contact.user_id]
     return Account(contact.user, progress, outbox.latest_welcome_email(db.session, contact.id))
 
 
@@ -80,13 +80,11 @@ def contacts_page():
         page, progress = contacts.ContactPage([], 1, 1, 0), {}
     else:
         page = contacts.list_contacts(db.session, **filters)
-        progress = provisioning.required_progress(db.session, [c.user_id for c in page.items if c.user_id])
-    context = {
-        "page": page, "progress": progress, "errors": errors,
-        "q": args.get("q", ""), "status": args.get("status", ""),
-    }
-    template = "crm/_contact_results.html" if is_htmx() else "crm/contacts.html"
-    return render_template(template, **context), 422 if errors else 200
+        progress = checklist.required_progress(db.session, [c.user_id for c in page.items if c.user_id])
+    return respond(
+        "crm/_contact_results.html", "crm/contacts.html", status=422 if errors else 200,
+        page=page, progress=progress, errors=errors, q=args.get("q", ""), status_filter=args.get("status", ""),
+    )
 
 
 # --- new and edit ------------------------------------------------------------------------------
@@ -145,12 +143,6 @@ def contact(contact_id: int):
     return render_template("crm/contact.html", contact=contact, account=_account(contact))
 
 
-def _refused(message: str, fallback: str):
-    """A refusal on a plain (no-JS) form post: say why on the page the user came from."""
-    flash(message, "error")
-    return redirect(fallback)
-
-
 def _message(exc: DomainError) -> str:
     if isinstance(exc, ValidationFailed):
         return " ".join(exc.fields.values()) or exc.message
@@ -161,24 +153,18 @@ def _message(exc: DomainError) -> str:
 @staff_required
 def change_status(contact_id: int):
     """Qualify, Back to lead, Mark lost, Reopen. htmx gets the contact's state region back."""
-    target = request.form.get("status", "")
-    page_url = url_for(".contact", contact_id=contact_id)
     error, status = None, 200
     try:
-        contact = contacts.change_status(db.session, contact_id, target, actor=_actor())
+        contact = contacts.change_status(db.session, contact_id, request.form.get("status", ""), actor=_actor())
     except (ValidationFailed, Conflict) as exc:  # an unknown status, InvalidTransition
-        if not is_htmx():
-            return _refused(_message(exc), page_url)
         error, status = _message(exc), status_for(exc)
         contact = contacts.get_contact(db.session, contact_id)
-    else:
-        if not is_htmx():
-            flash(f"{contact.name} is now {contact.status}.", "success")
-            return redirect(page_url)
-    return render_template(
-        "crm/_contact_state.html", contact=contact, account=_account(contact), status_error=error,
+    return respond(
+        "crm/_contact_state.html", redirect_to=url_for(".contact", contact_id=contact_id), status=status,
+        message=(error, "error") if error else (f"{contact.name} is now {contact.status}.", "success"),
+        contact=contact, account=_account(contact), status_error=error,
         status_notice=None if error else f"Moved to {contact.status}.",
-    ), status
+    )
 
 
 @bp.post("/contacts/<int:contact_id>/provision")
@@ -192,48 +178,37 @@ def provision(contact_id: int):
     try:
         result = provisioning.provision_account(db.session, contact_id, actor=current_user.id)
     except (NotQualified, Conflict) as exc:
-        if not is_htmx():
-            return _refused(exc.message, back)
         error, status = exc.message, status_for(exc)
     if result is not None and result.already_provisioned:
         # Someone else approved it first (or this is a repeat): nothing new was made.
         error, status = f"Already approved: the account {result.user.email} exists; nothing was changed.", 409
-    if not is_htmx():
-        if error:
-            flash(error, "error")
-        else:
-            flash(f"Account created for {result.user.email}; the welcome email is on its way.", "success")
-        return redirect(back)
-    contact = contacts.get_contact(db.session, contact_id)
     changed = result is not None and not result.already_provisioned
-    response = current_app.make_response((render_template(
-        "crm/_approve_response.html", contact=contact, account=_account(contact), origin=origin,
-        result=result, approve_error=error,
-        pipeline=contacts.pipeline_counts(db.session) if changed and origin == "dashboard" else None,
-    ), status))
-    if changed:
-        response.headers["HX-Trigger"] = FEED_CHANGED  # the dashboard's feed reloads itself
-    return response
+    contact = contacts.get_contact(db.session, contact_id)
+    return respond(
+        "crm/_approve_response.html", redirect_to=back, status=status,
+        message=(error, "error") if error else (
+            f"Account created for {result.user.email}; the welcome email is on its way.", "success"),
+        # The dashboard's feed reloads itself after a change.
+        headers={"HX-Trigger": FEED_CHANGED} if changed else None,
+        contact=contact, account=_account(contact), origin=origin, result=result, approve_error=error,
+        pipeline=contacts.pipeline_counts(db.session) if changed and origin == "dashboard" and is_htmx() else None,
+    )
 
 
 @bp.post("/contacts/<int:contact_id>/resend-welcome")
 @staff_required
 def resend_welcome(contact_id: int):
     """Issue a fresh temporary password and send the welcome email again."""
-    page_url = url_for(".contact", contact_id=contact_id)
     notice, error, status = None, None, 200
     try:
         user = provisioning.resend_welcome_email(db.session, contact_id, actor=current_user.id)
     except Conflict as exc:  # NotProvisioned, PasswordAlreadySet
-        if not is_htmx():
-            return _refused(exc.message, page_url)
         error, status = exc.message, status_for(exc)
     else:
         notice = f"A new temporary password was issued for {user.email}; the old one no longer works."
-        if not is_htmx():
-            flash(notice, "success")
-            return redirect(page_url)
     contact = contacts.get_contact(db.session, contact_id)
-    return render_template(
-        "crm/_account.html", contact=contact, account=_account(contact), resend_notice=notice, resend_error=error,
-    ), status
+    return respond(
+        "crm/_account.html", redirect_to=url_for(".contact", contact_id=contact_id), status=status,
+        message=(error, "error") if error else (notice, "success"),
+        contact=contact, account=_account(contact), resend_notice=notice, resend_error=error,
+    )

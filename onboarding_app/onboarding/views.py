@@ -8,14 +8,14 @@ done. Without JavaScript the same forms post and redirect back to the dashboard.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from .. import contacts, feed, provisioning
+from .. import checklist, contacts, feed, provisioning
 from ..errors import AutomaticTask, ValidationFailed
 from ..extensions import db
 from ..http_errors import status_for
-from ..web import FEED_CHANGED, is_htmx, register_page_blueprint
+from ..web import FEED_CHANGED, is_htmx, register_page_blueprint, respond
 
 bp = Blueprint("onboarding", __name__)
 bp.add_app_template_global(feed.describe, "describe_event")
@@ -42,7 +42,7 @@ def dashboard():
     events, feed_error = _feed_page()
     context = {"events": events, "feed_error": feed_error, "before": request.args.get("before")}
     if is_htmx():
-        return render_template("onboarding/_feed.html", **context)
+        return respond("onboarding/_feed.html", **context)
     if current_user.is_staff:
         context.update(
             pipeline=contacts.pipeline_counts(db.session),
@@ -51,7 +51,7 @@ def dashboard():
         template = "onboarding/staff_dashboard.html"
     else:
         has_checklist = current_user.contact is not None
-        context["state"] = provisioning.onboarding_state(db.session, current_user.id) if has_checklist else None
+        context["state"] = checklist.onboarding_state(db.session, current_user.id) if has_checklist else None
         template = "onboarding/dashboard.html"
     return render_template(template, **context)
 
@@ -65,27 +65,24 @@ def complete_task(slug: str):
     try:
         done = provisioning.complete_task(db.session, current_user.id, slug)
     except AutomaticTask as exc:
-        if not is_htmx():
-            flash(exc.message, "error")
-            return redirect(dashboard_url)
-        state = provisioning.onboarding_state(db.session, current_user.id)
-        return render_template(
-            "onboarding/_task_row.html", item=state.task(slug), row_error=exc.message
-        ), status_for(exc)
-    if not is_htmx():
-        if done.changed:
-            flash("You're all set: every required task is done." if done.complete and done.task.task.required
-                  else f"Done: {done.task.task.title}.", "success")
-        return redirect(dashboard_url + f"#task-{slug}")
-    state = provisioning.onboarding_state(db.session, current_user.id)
-    if done.complete and done.changed and done.task.task.required:
-        response = current_app.make_response(render_template("onboarding/_all_set.html", state=state))
-        response.headers["HX-Retarget"] = "#onboarding-widget"
-        response.headers["HX-Reswap"] = "innerHTML"
-    else:
-        response = current_app.make_response(render_template(
-            "onboarding/_task_update.html", item=state.task(slug), state=state, progress_oob=not state.complete,
-        ))
+        state = checklist.onboarding_state(db.session, current_user.id)
+        return respond(
+            "onboarding/_task_row.html", redirect_to=dashboard_url, message=(exc.message, "error"),
+            status=status_for(exc), item=state.task(slug), row_error=exc.message,
+        )
+    finished = done.complete and done.changed and done.task.task.required
+    message = None
     if done.changed:
-        response.headers["HX-Trigger"] = FEED_CHANGED  # the feed section reloads itself
-    return response
+        message = ("You're all set: every required task is done." if finished else f"Done: {done.task.task.title}.",
+                   "success")
+    headers = {"HX-Trigger": FEED_CHANGED} if done.changed else {}  # the feed section reloads itself
+    if not is_htmx():
+        return respond("onboarding/_task_update.html", redirect_to=dashboard_url + f"#task-{slug}", message=message)
+    state = checklist.onboarding_state(db.session, current_user.id)
+    if finished:
+        headers.update({"HX-Retarget": "#onboarding-widget", "HX-Reswap": "innerHTML"})
+        return respond("onboarding/_all_set.html", headers=headers, state=state)
+    return respond(
+        "onboarding/_task_update.html", headers=headers,
+        item=state.task(slug), state=state, progress_oob=not state.complete,
+    )

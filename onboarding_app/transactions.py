@@ -1,0 +1,98 @@
+"""The one way a use case touches the database: ``run_in_transaction`` runs it as a single
+transaction, retries it when a concurrent writer got there first, and runs its
+``after_commit`` callbacks (enqueue an email, a webhook) only once it has committed.
+``get_or_404`` loads a row or raises the domain's ``NotFound``."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Callable, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from .errors import NotFound
+
+T = TypeVar("T")
+M = TypeVar("M")
+log = logging.getLogger(__name__)
+
+_CALLBACKS = "after_commit_callbacks"
+
+
+class LostRace(Exception):
+    """A conditional write found the row already changed by a concurrent transaction.
+    ``run_in_transaction`` rolls back and runs the work again, which then sees the change."""
+
+
+# PostgreSQL: serialization failure, deadlock, lock not available.
+_RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        # A unique constraint lost a race: the retry re-reads and sees the winner's row.
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in _RETRYABLE_SQLSTATES:
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+def after_commit(session: Session, callback: Callable[[], object]) -> None:
+    """Run ``callback`` once the current ``run_in_transaction`` has committed; never when it
+    rolls back (a retried attempt registers its callbacks again)."""
+    session.info.setdefault(_CALLBACKS, []).append(callback)
+
+
+def _run_callbacks(callbacks: list[Callable[[], object]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # the use case has committed; what a callback starts is retried elsewhere
+            log.exception("an after-commit callback failed")
+
+
+def run_in_transaction(session: Session, work: Callable[[], T], *, attempts: int = 6) -> T:
+    """Call ``work`` and commit, then run what it registered with ``after_commit``. On a lost
+    race, roll back and run it again from the start.
+
+    ``work`` must read everything it needs itself, so a retry decides afresh: that is what
+    turns "two requests at once" into "one wins, the other sees the winner's result".
+    Domain errors propagate after a rollback, so a refusal never leaves a half-done write.
+    """
+    for attempt in range(1, attempts + 1):
+        session.info[_CALLBACKS] = []
+        try:
+            result = work()
+            session.commit()
+        except (DBAPIError, LostRace) as exc:
+            session.rollback()
+            if attempt == attempts or not (isinstance(exc, LostRace) or _is_retryable(exc)):
+                raise
+            time.sleep(random.uniform(0.005, 0.03) * attempt)
+            continue
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            callbacks = session.info.pop(_CALLBACKS, [])
+        _run_callbacks(callbacks)
+        return result
+    raise AssertionError("unreachable")
+
+
+def get_or_404(session: Session, model: type[M], row_id: int, *, lock: bool = False, label: str | None = None) -> M:
+    """The row with this primary key, or the domain's ``NotFound`` ("Contact 7 does not
+    exist."). ``lock`` holds the row until the transaction ends (FOR UPDATE on PostgreSQL;
+    SQLite serialises writers with its database lock)."""
+    if lock:
+        row = session.execute(select(model).where(model.id == row_id).with_for_update()).scalar_one_or_none()
+    else:
+        row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"{label or model.__name__} {row_id} does not exist.")
+    return row
