@@ -13,7 +13,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import func, select
 
-from onboarding_app import accounts, contacts, provisioning
+from onboarding_app import accounts, contacts
 from onboarding_app.extensions import db
 from onboarding_app.models import ApiToken, Contact, FeedEvent, OnboardingProgress, OutboundEmail, User
 

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from onboarding_app import accounts, provisioning
+from onboarding_app import accounts
 from onboarding_app.api.openapi import PATHS, PREFIX
 from onboarding_app.extensions import db
 

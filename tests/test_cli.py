@@ -87,7 +87,6 @@ def test_seed_demo_builds_every_status_and_is_idempotent(runner, session):
 
     # The demo staff and the client mid-onboarding can sign in.
     assert accounts.authenticate(session, "sam@example.com", "demo-staff-pass-2026").role == "staff"
-    from onboarding_app import checklist
 
     margaret = accounts.authenticate(session, "margaret@example.com", "demo-client-pass-2026")
     state = checklist.onboarding_state(session, margaret.id)

@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from onboarding_app import accounts, provisioning
+from onboarding_app import accounts
 from onboarding_app.extensions import db
 from onboarding_app.models import Contact, FeedEvent, OutboundEmail, User
 from tests.conftest import USER_PASSWORD, csrf_token_from

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from onboarding_app import accounts, provisioning
+from onboarding_app import accounts
 from onboarding_app.accounts import TOKEN_TOUCH_INTERVAL
 from onboarding_app.extensions import db
 from onboarding_app.models import ApiToken, Contact, ContactStatusCount, FeedEvent, OnboardingTask, User
