@@ -100,6 +100,18 @@ def outbox_deliver(watch: float | None) -> None:
         time.sleep(watch)
 
 
+@click.command("worker")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="How many jobs run at once (threads).")
+def run_worker(workers: int) -> None:
+    """Run the background worker until stopped: the outbox (emails, webhooks) and the
+    periodic jobs (the every-minute sweep)."""
+    from .worker import run_consumer
+
+    click.echo(f"Worker: {workers} thread(s), queue {current_app.config['HUEY_URL']}")
+    run_consumer(workers)
+
+
 DEMO_STAFF = ("sam@example.com", "Sam Staff", "staff", "demo-staff-pass-2026")
 DEMO_CLIENT_PASSWORD = "demo-client-pass-2026"
 DEMO_CONTACTS = [
@@ -162,3 +174,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(tokens_cli)
     app.cli.add_command(outbox_cli)
     app.cli.add_command(seed_demo)
+    app.cli.add_command(run_worker)

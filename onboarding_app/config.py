@@ -24,6 +24,30 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _schedule(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    """Seconds between attempts, comma-separated: ``5,300,1800``."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        steps = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"{name} must be numbers of seconds separated by commas, got {raw!r}") from None
+    if not steps or any(step < 0 for step in steps):
+        raise ConfigError(f"{name} must list at least one number of seconds, none negative, got {raw!r}")
+    return steps
+
+
 def from_environment(instance_path: str) -> dict:
     """Build the configuration mapping from environment variables."""
     default_db = "sqlite:///" + str(Path(instance_path) / "onboarding.sqlite3")
@@ -42,6 +66,12 @@ def from_environment(instance_path: str) -> dict:
         "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER") or "Onboarding <onboarding@localhost>",
         "TEMP_PASSWORD_TTL_HOURS": _int("TEMP_PASSWORD_TTL_HOURS", 72),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI") or "memory://",
+        # The worker (Huey): SQLite under instance/ by default, sqlite:///path or redis://...
+        "HUEY_URL": os.environ.get("HUEY_URL") or "sqlite:///" + str(Path(instance_path) / "huey.sqlite3"),
+        "MAIL_TIMEOUT": _float("MAIL_TIMEOUT", 10.0),
+        "MAIL_MAX_ATTEMPTS": _int("MAIL_MAX_ATTEMPTS", 7),
+        "WEBHOOK_RETRY_SCHEDULE": _schedule("WEBHOOK_RETRY_SCHEDULE", (5, 300, 1800, 7200, 18000, 36000)),
+        "WEBHOOK_ALLOW_PRIVATE_HOSTS": _bool(os.environ.get("WEBHOOK_ALLOW_PRIVATE_HOSTS")),
     }
 
 
@@ -63,5 +93,10 @@ DEFAULTS = {
     "ARGON2_MEMORY_COST_KIB": 19 * 1024,
     "ARGON2_PARALLELISM": 1,
     "FEED_PAGE_SIZE": 20,
+    # Seconds between a failed email and its next attempt (SPEC.md: 1 min ... 12 h).
+    "MAIL_RETRY_SCHEDULE": (60, 300, 1800, 7200, 21600, 43200),
+    "WEBHOOK_TIMEOUT": 10.0,
+    # None: run jobs in the worker; True (tests): run each job at once, in the caller.
+    "HUEY_IMMEDIATE": None,
     "CONTACTS_PAGE_SIZE": 25,
 }

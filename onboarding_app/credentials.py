@@ -7,6 +7,9 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
 from .models import User, utcnow
 from .security import hash_password
 
@@ -26,11 +29,17 @@ def hashed_temporary_password() -> tuple[str, str]:
     return password, hash_password(password)
 
 
-def store_temporary_password(user: User, password_hash: str, *, ttl_hours: float) -> None:
-    """Make ``password_hash`` the user's temporary password, valid for ``ttl_hours``."""
-    user.password_hash = password_hash
-    user.must_change_password = True
-    user.temp_password_expires_at = utcnow() + timedelta(hours=ttl_hours)
+def issue_temporary_password(session: Session, user_id: int, password_hash: str, *, ttl_hours: float) -> bool:
+    """Make ``password_hash`` the user's temporary password, valid for ``ttl_hours``, unless
+    the user has set a password of their own meanwhile (then False, and nothing changes).
+    One conditional UPDATE: a password change racing this delivery always wins."""
+    issued = session.execute(
+        update(User)
+        .where(User.id == user_id, User.must_change_password.is_(True))
+        .values(password_hash=password_hash, temp_password_expires_at=utcnow() + timedelta(hours=ttl_hours))
+        .execution_options(synchronize_session=False)
+    )
+    return issued.rowcount == 1
 
 
 def revoke_temporary_password(user: User) -> None:

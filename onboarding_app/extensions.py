@@ -7,6 +7,8 @@ from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
+from huey import Huey
+from huey.storage import MemoryStorage
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -30,3 +32,7 @@ login_manager = LoginManager()
 mail = Mail()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
+
+# The background worker's queue. Unbound here (immediate mode, in memory, so importing this
+# module touches no file and no server); ``worker.init_app`` points it at SQLite or Redis.
+huey = Huey("onboarding", immediate=True, utc=True, storage_class=MemoryStorage)

@@ -25,6 +25,7 @@ EVENT_PASSWORD_SET = "account.password.changed"
 EVENT_CONTACT_CREATED = "crm.contact.created"
 EVENT_CONTACT_UPDATED = "crm.contact.updated"
 EVENT_STATUS_CHANGED = "crm.contact.status_changed"
+EVENT_WEBHOOK_TEST = "webhook.test"
 
 
 def record(
@@ -35,12 +36,18 @@ def record(
     contact_id: int | None = None,
     user_id: int | None = None,
     data: dict[str, Any] | None = None,
+    fan_out: bool = True,
 ) -> FeedEvent:
-    """Add one event to the feed, in the caller's transaction."""
+    """Add one event to the feed, in the caller's transaction, with a webhook delivery for
+    every endpoint subscribed to it (the outbox: the rows commit or roll back together)."""
+    from .webhooks import fan_out as write_deliveries  # webhooks reads this module's tables
+
     event = FeedEvent(
         type=type, actor_id=actor_id, contact_id=contact_id, user_id=user_id, payload=data or {}
     )
     session.add(event)
+    if fan_out:
+        write_deliveries(session, event)
     return event
 
 
@@ -124,6 +131,7 @@ SENTENCES: dict[str, Callable[[_Words], str]] = {
     EVENT_STATUS_CHANGED: lambda w: f"{w.actor} moved {w.contact} from {w.data.get('from')} to {w.data.get('to')}",
     EVENT_CONTACT_UPDATED: lambda w: f"{w.actor} edited {w.contact} ({', '.join(w.data.get('fields', []))})",
     EVENT_PASSWORD_SET: lambda w: f"{w.actor} set a new password",
+    EVENT_WEBHOOK_TEST: lambda w: f"{w.actor} sent a test webhook",
 }
 
 

@@ -204,6 +204,7 @@ class OutboundEmail(db.Model):
         CheckConstraint(_in("status", EMAIL_STATUSES), name="status"),
         Index("ix_outbound_emails_status_id", "status", "id"),
         Index("ix_outbound_emails_contact_id_id", "contact_id", "id"),
+        Index("ix_outbound_emails_status_next_attempt_at", "status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -217,6 +218,10 @@ class OutboundEmail(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a pending email is due: now when queued, later after a failed attempt (backoff).
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A deliverer's lease: while it lies in the future, nobody else tries this email.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
 
@@ -255,3 +260,55 @@ class OnboardingProgress(db.Model):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     task: Mapped[OnboardingTask] = relationship()
+
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class WebhookEndpoint(db.Model):
+    """Where feed events are pushed (SPEC.md, "Webhooks"). ``events`` holds the subscribed
+    event types (or ``*`` for all) between spaces, " a b ", so the delivery rows of an event
+    are written by one INSERT ... SELECT with LIKE on both databases. The secret signs each
+    delivery (Standard Webhooks) and is shown to the admin once."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(100))
+    events: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def event_types(self) -> list[str]:
+        return self.events.split()
+
+
+class WebhookDelivery(db.Model):
+    """One feed event to one endpoint: written with the event, delivered by the worker."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+        UniqueConstraint("endpoint_id", "feed_event_id", name="uq_webhook_deliveries_endpoint_id_feed_event_id"),
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    feed_event_id: Mapped[int] = mapped_column(ForeignKey("feed_events.id"))
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    endpoint: Mapped[WebhookEndpoint] = relationship()
+    event: Mapped[FeedEvent] = relationship()

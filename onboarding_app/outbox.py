@@ -1,9 +1,13 @@
-"""The email outbox: queue an email in the caller's transaction; deliver it after the commit.
+"""The email outbox: queue an email in the caller's transaction; the worker delivers it.
 
-A pending row says what to send (kind, user, contact), never a secret. The welcome email's
-temporary password is issued at delivery, its hash and expiry stored on the user in the same
-transaction that marks the email sent, so a pending email holds no password and a sent one is
-stored with the password redacted. One sending function (``_send``) talks to Flask-Mail.
+A pending row says what to send (kind, user, contact), never a secret. Delivery has three
+short steps, none holding a lock while it waits on the network: claim the row (a lease, so
+no other deliverer takes it; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and, for a welcome
+email, issue the temporary password (its hash stored on the user in that same transaction);
+talk to the mail server with ``MAIL_TIMEOUT``; record the outcome. A failed attempt is
+retried on ``MAIL_RETRY_SCHEDULE`` up to ``MAIL_MAX_ATTEMPTS``, then the row is ``failed``.
+The stored copy of a sent email has its credential redacted. ``_send`` is the one place an
+email leaves the app.
 """
 
 from __future__ import annotations
@@ -14,25 +18,24 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app, render_template
-from flask_mail import Message
-from sqlalchemy import case, select, update
+from flask_mail import Connection, Message
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import credentials
-from .extensions import mail
+from . import credentials, jobs, leases
 from .models import Contact, OutboundEmail, User, utcnow
-from .transactions import after_commit
+from .transactions import get_or_404, run_in_transaction
 
 log = logging.getLogger(__name__)
 
 KIND_WELCOME = "welcome"  # a new account: holds a temporary password issued at delivery
 KIND_WELCOME_EXISTING = "welcome_existing"  # an existing account linked to the contact
-MAX_ATTEMPTS = 8
 REDACTED = "(temporary password, not stored)"
 _SUBJECTS = {
     KIND_WELCOME: "Welcome! Your account is ready",
     KIND_WELCOME_EXISTING: "Welcome! Your onboarding has started",
 }
+JOB_DELIVER = "deliver_email"
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,7 @@ def queue_email(session: Session, kind: str, *, user: User, contact: Contact | N
     )
     session.add(email)
     session.flush()
-    email_id = email.id
-    after_commit(session, lambda: deliver_email(session, email_id))
+    jobs.enqueue_after_commit(session, JOB_DELIVER, email.id)
     return email
 
 
@@ -83,22 +85,9 @@ def queue_welcome_email(session: Session, *, user: User, contact: Contact, with_
     return queue_email(session, KIND_WELCOME if with_password else KIND_WELCOME_EXISTING, user=user, contact=contact)
 
 
-def _claim(session: Session, email_id: int) -> OutboundEmail | None:
-    """Lock a still-pending email for this deliverer, or None if someone else has it."""
-    query = select(OutboundEmail).where(OutboundEmail.id == email_id, OutboundEmail.status == "pending")
-    if session.get_bind().dialect.name == "postgresql":
-        return session.execute(query.with_for_update(skip_locked=True)).scalar_one_or_none()
-    # SQLite has no row locks: a no-op write takes the database write lock while the row is
-    # still pending, and keeps every other deliverer out until this transaction ends.
-    touched = session.execute(
-        update(OutboundEmail)
-        .where(OutboundEmail.id == email_id, OutboundEmail.status == "pending")
-        .values(attempts=OutboundEmail.attempts)
-        .execution_options(synchronize_session=False)
-    )
-    if touched.rowcount != 1:
-        return None
-    return session.execute(query.execution_options(populate_existing=True)).scalar_one()
+def _lease_seconds() -> float:
+    """How long a claim keeps other deliverers away: longer than any SMTP conversation."""
+    return max(60.0, 6 * float(current_app.config["MAIL_TIMEOUT"]))
 
 
 def _render(email: OutboundEmail, password: str | None) -> tuple[str, str]:
@@ -116,84 +105,105 @@ def _render(email: OutboundEmail, password: str | None) -> tuple[str, str]:
     )
 
 
+class _TimedConnection(Connection):
+    """Flask-Mail's SMTP connection with ``MAIL_TIMEOUT`` on every socket operation, so a mail
+    server that accepts and then hangs holds a worker for at most that long."""
+
+    def configure_host(self) -> smtplib.SMTP:
+        timeout = float(current_app.config["MAIL_TIMEOUT"])
+        smtp_class = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
+        host = smtp_class(self.mail.server, self.mail.port, timeout=timeout)
+        if self.mail.use_tls:
+            host.starttls()
+        if self.mail.username and self.mail.password:
+            host.login(self.mail.username, self.mail.password)
+        return host
+
+
 def _send(recipient: str, subject: str, text: str, html: str) -> None:
-    """The one place an email leaves the app: Flask-Mail, or the log when no server is set."""
+    """The one place an email leaves the app: SMTP, or the log when no server is set."""
     if not current_app.config.get("MAIL_SERVER"):
         log.info("MAIL_SERVER is not set; the email is written here instead.\nTo: %s\nSubject: %s\n\n%s",
                  recipient, subject, text)
         return
-    mail.send(Message(subject=subject, recipients=[recipient], body=text, html=html))
+    with _TimedConnection(current_app.extensions["mail"]) as connection:
+        connection.send(Message(subject=subject, recipients=[recipient], body=text, html=html))
 
 
-SENT, FAILED, SKIPPED = "sent", "failed", "skipped"
+@dataclass(frozen=True)
+class _Claimed:
+    recipient: str
+    subject: str
+    text: str
+    html: str
 
 
-def deliver_email(session: Session, email_id: int) -> str:
-    """Send one pending email: ``SENT``, ``FAILED`` (recorded on the row, which stays pending
-    until ``MAX_ATTEMPTS``) or ``SKIPPED`` (not pending, or another deliverer has it)."""
-    # The slow part (argon2) comes before the claim, so no lock is held while it runs.
+def deliver_email(session: Session, email_id: int, *, due_only: bool = True) -> leases.Attempt:
+    """One attempt at one email: claim it, send it, record what happened. Safe to call from
+    any number of workers at once and to repeat: an email is sent by one of them only."""
     kind = session.execute(select(OutboundEmail.kind).where(OutboundEmail.id == email_id)).scalar_one_or_none()
-    password, password_hash = credentials.hashed_temporary_password() if kind == KIND_WELCOME else (None, None)
-    email = _claim(session, email_id)
-    if email is None:
-        session.rollback()
-        return SKIPPED
-    try:
-        if password:
-            user = email.user
-            if not user.must_change_password:
-                email.status = "failed"
-                email.last_error = "Not sent: the user has already set their own password."
-                session.commit()
-                return FAILED
-            credentials.store_temporary_password(
-                user, password_hash, ttl_hours=current_app.config["TEMP_PASSWORD_TTL_HOURS"]
-            )
-        text, html = _render(email, password)
-        _send(email.recipient, email.subject, text, html)
-    except (smtplib.SMTPException, OSError) as exc:
-        session.rollback()
-        _record_failure(session, email_id, exc)
-        return FAILED
-    except BaseException:
-        session.rollback()
-        raise
-    # The stored copy is what was sent, less the secret.
-    email.body_text, email.body_html = _render(email, REDACTED) if password else (text, html)
-    email.status = "sent"
-    email.sent_at = utcnow()
-    email.attempts += 1
-    email.last_error = None
-    recipient = email.recipient
-    session.commit()
-    log.info("email %s (%s) sent to %s", email_id, kind, recipient)
-    return SENT
-
-
-def _record_failure(session: Session, email_id: int, exc: BaseException) -> None:
-    error = f"{type(exc).__name__}: {exc}"[:2000]
-    log.warning("email %s not sent: %s", email_id, error)
-    session.execute(
-        update(OutboundEmail)
-        .where(OutboundEmail.id == email_id, OutboundEmail.status == "pending")
-        .values(
-            attempts=OutboundEmail.attempts + 1,
-            last_error=error,
-            status=case((OutboundEmail.attempts + 1 >= MAX_ATTEMPTS, "failed"), else_="pending"),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-
-
-def deliver_pending(session: Session, *, limit: int = 500) -> DeliveryReport:
-    """Try every pending email, oldest first. Safe to run from several processes at once."""
-    ids = session.execute(
-        select(OutboundEmail.id).where(OutboundEmail.status == "pending").order_by(OutboundEmail.id).limit(limit)
-    ).scalars().all()
     session.rollback()
-    outcomes = [deliver_email(session, email_id) for email_id in ids]
-    return DeliveryReport(sent=outcomes.count(SENT), failed=outcomes.count(FAILED))
+    # The slow part (argon2) comes before the claim, so no lock waits on it.
+    password, password_hash = credentials.hashed_temporary_password() if kind == KIND_WELCOME else (None, None)
+
+    def claim() -> _Claimed | str | None:
+        if not leases.claim(session, OutboundEmail, email_id, lease_seconds=_lease_seconds(), due_only=due_only):
+            return None
+        email = session.execute(
+            select(OutboundEmail).where(OutboundEmail.id == email_id).execution_options(populate_existing=True)
+        ).scalar_one()
+        if password_hash is not None and not credentials.issue_temporary_password(
+            session, email.user_id, password_hash, ttl_hours=current_app.config["TEMP_PASSWORD_TTL_HOURS"]
+        ):
+            email.status = "failed"
+            email.claimed_until = None
+            email.last_error = "Not sent: the user has already set their own password."
+            return leases.FAILED
+        text, html = _render(email, password)
+        # The stored copy is what is sent, less the secret.
+        email.body_text, email.body_html = _render(email, REDACTED) if password else (text, html)
+        return _Claimed(email.recipient, email.subject, text, html)
+
+    claimed = run_in_transaction(session, claim)
+    if claimed is None:
+        return leases.Attempt(leases.SKIPPED)
+    if claimed == leases.FAILED:
+        return leases.Attempt(leases.FAILED)
+    try:
+        _send(claimed.recipient, claimed.subject, claimed.text, claimed.html)
+    except (smtplib.SMTPException, OSError) as exc:  # refused, unreachable, timed out
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("email %s not sent: %s", email_id, error)
+        config = current_app.config
+        return leases.record_failure(
+            session, OutboundEmail, email_id, error=error,
+            schedule=config["MAIL_RETRY_SCHEDULE"], max_attempts=config["MAIL_MAX_ATTEMPTS"],
+        )
+    leases.finish(session, OutboundEmail, email_id, status="sent", sent_at=utcnow(), last_error=None)
+    log.info("email %s (%s) sent to %s", email_id, kind, claimed.recipient)
+    return leases.Attempt(leases.SENT)
+
+
+def deliver_pending(session: Session, *, due_only: bool = False, limit: int = 500) -> DeliveryReport:
+    """Try pending emails, oldest first: every one (``flask outbox deliver``), or only those
+    due now (the worker's sweep, which also picks up any whose job was lost)."""
+    ids = leases.pending_ids(session, OutboundEmail, due_only=due_only, limit=limit)
+    outcomes = [deliver_email(session, email_id, due_only=due_only).outcome for email_id in ids]
+    return DeliveryReport(
+        sent=outcomes.count(leases.SENT), failed=outcomes.count(leases.FAILED) + outcomes.count(leases.RETRY)
+    )
+
+
+def retry_now(session: Session, email_id: int) -> OutboundEmail:
+    """Staff's "Retry now" on a failed or waiting email: due now, with a full set of attempts."""
+    def work() -> OutboundEmail:
+        email = get_or_404(session, OutboundEmail, email_id, lock=True, label="Email")
+        if email.status != "sent":
+            email.status, email.attempts, email.next_attempt_at, email.claimed_until = "pending", 0, utcnow(), None
+            jobs.enqueue_after_commit(session, JOB_DELIVER, email.id)
+        return email
+
+    return run_in_transaction(session, work)
 
 
 def latest_welcome_email(session: Session, contact_id: int) -> OutboundEmail | None:

@@ -49,6 +49,7 @@ def base_config(database_url: str) -> dict:
         "MAIL_DEFAULT_SENDER": "Onboarding <onboarding@example.test>",
         "RATELIMIT_STORAGE_URI": "memory://",
         "TEMP_PASSWORD_TTL_HOURS": 72,
+        "HUEY_IMMEDIATE": True,  # jobs run at once, in the caller
     }
 
 

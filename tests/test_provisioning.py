@@ -112,8 +112,12 @@ def test_pending_email_holds_no_secret_and_user_has_no_password(make, session, m
     contact_id = make.contact("QUALIFIED", email="ada@example.com")
     result = provisioning.provision_account(session, contact_id)
     email = session.execute(select(OutboundEmail)).scalar_one()
-    assert email.status == "pending" and email.body_text is None and email.body_html is None
-    assert session.get(User, result.user.id).password_hash is None
+    # The failed attempt issued a password and rendered the email; only the redacted copy
+    # is kept, and the next attempt issues another password.
+    assert email.status == "pending" and email.attempts == 1
+    assert outbox.REDACTED in email.body_text and outbox.REDACTED in email.body_html
+    assert "Temporary password: " + outbox.REDACTED in email.body_text
+    assert session.get(User, result.user.id).must_change_password
 
 
 # --- 2. not QUALIFIED -------------------------------------------------------------------------
@@ -300,12 +304,12 @@ def test_smtp_unreachable_counts_as_failed_then_gives_up_after_max_attempts(app,
     app.extensions["mail"].port = 1  # nothing listens there: connection refused
     contact_id = make.contact("QUALIFIED")
     provisioning.provision_account(session, contact_id)
-    for _ in range(outbox.MAX_ATTEMPTS - 2):
+    for _ in range(app.config["MAIL_MAX_ATTEMPTS"] - 2):
         assert "0 sent, 1 failed" in runner.invoke(args=["outbox", "deliver"]).output
     assert "0 sent, 1 failed" in runner.invoke(args=["outbox", "deliver"]).output
     session.expire_all()
     email = session.execute(select(OutboundEmail)).scalar_one()
-    assert email.status == "failed" and email.attempts == outbox.MAX_ATTEMPTS
+    assert email.status == "failed" and email.attempts == app.config["MAIL_MAX_ATTEMPTS"]
     assert "0 sent, 0 failed" in runner.invoke(args=["outbox", "deliver"]).output
 
 

@@ -1,0 +1,52 @@
+"""The worker's jobs. Each takes ids (never ORM objects), runs in its own app context, calls
+one service function, and is idempotent: the service claims its row first, so running a job
+twice (a retry, the sweep, a second worker) changes nothing twice."""
+
+from __future__ import annotations
+
+from huey import crontab
+
+from . import jobs, outbox, webhooks, worker
+from .extensions import db, huey
+
+
+@huey.task()
+def deliver_email(email_id: int) -> str:
+    with worker.app_context():
+        attempt = outbox.deliver_email(db.session, email_id)
+    if attempt.retry_at is not None:
+        deliver_email.schedule(args=(email_id,), eta=attempt.retry_at)
+    return attempt.outcome
+
+
+@huey.task()
+def deliver_webhook(delivery_id: int) -> str:
+    with worker.app_context():
+        attempt = webhooks.deliver(db.session, delivery_id)
+    if attempt.retry_at is not None:
+        deliver_webhook.schedule(args=(delivery_id,), eta=attempt.retry_at)
+    return attempt.outcome
+
+
+@huey.task()
+def deliver_event_webhooks(event_id: int) -> int:
+    """Every delivery of one feed event, one job each."""
+    with worker.app_context():
+        ids = webhooks.pending_for_event(db.session, event_id)
+    for delivery_id in ids:
+        deliver_webhook(delivery_id)
+    return len(ids)
+
+
+@huey.periodic_task(crontab(minute="*"))
+def sweep() -> None:
+    """Every minute: whatever is due and not being delivered, whether its job was scheduled
+    and lost (Redis restarted, a worker killed mid-job) or never queued."""
+    with worker.app_context():
+        outbox.deliver_pending(db.session, due_only=True)
+        webhooks.deliver_due(db.session)
+
+
+jobs.register(outbox.JOB_DELIVER, deliver_email)
+jobs.register(webhooks.JOB_DELIVER_EVENT, deliver_event_webhooks)
+jobs.register(webhooks.JOB_DELIVER, deliver_webhook)
