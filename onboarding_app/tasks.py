@@ -28,16 +28,6 @@ def deliver_webhook(delivery_id: int) -> str:
     return attempt.outcome
 
 
-@huey.task()
-def deliver_event_webhooks(event_id: int) -> int:
-    """Every delivery of one feed event, one job each."""
-    with worker.app_context():
-        ids = webhooks.pending_for_event(db.session, event_id)
-    for delivery_id in ids:
-        deliver_webhook(delivery_id)
-    return len(ids)
-
-
 @huey.periodic_task(crontab(minute="*"))
 def sweep() -> None:
     """Every minute: whatever is due and not being delivered, whether its job was scheduled
@@ -48,5 +38,4 @@ def sweep() -> None:
 
 
 jobs.register(outbox.JOB_DELIVER, deliver_email)
-jobs.register(webhooks.JOB_DELIVER_EVENT, deliver_event_webhooks)
 jobs.register(webhooks.JOB_DELIVER, deliver_webhook)

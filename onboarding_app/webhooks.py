@@ -30,7 +30,6 @@ from .transactions import get_or_404, run_in_transaction
 log = logging.getLogger(__name__)
 
 JOB_DELIVER = "deliver_webhook"
-JOB_DELIVER_EVENT = "deliver_event_webhooks"
 ALL_EVENTS = "*"
 MAX_URL_LENGTH = 2000
 MAX_DESCRIPTION_LENGTH = 500
@@ -181,7 +180,7 @@ def send_test(session: Session, endpoint_id: int, *, actor: User | None = None) 
 
 def fan_out(session: Session, event: FeedEvent) -> None:
     """One pending delivery per active endpoint subscribed to the event's type, in one
-    INSERT ... SELECT; the worker is asked to deliver them once the transaction commits."""
+    INSERT ... SELECT; each is handed to the worker once the transaction commits."""
     session.flush()  # the event's id
     now = utcnow()
     subscribed = or_(
@@ -194,10 +193,10 @@ def fan_out(session: Session, event: FeedEvent) -> None:
                 WebhookEndpoint.id, literal(event.id), literal("pending"), literal(0),
                 literal(now, WebhookDelivery.next_attempt_at.type), literal(now, WebhookDelivery.created_at.type),
             ).where(WebhookEndpoint.active.is_(True), subscribed),
-        )
+        ).returning(WebhookDelivery.id)
     )
-    if written.rowcount:
-        jobs.enqueue_after_commit(session, JOB_DELIVER_EVENT, event.id)
+    for delivery_id in written.scalars():
+        jobs.enqueue_after_commit(session, JOB_DELIVER, delivery_id)
 
 
 # --- delivery (the worker) ---------------------------------------------------------------------
@@ -219,14 +218,6 @@ def payload(event: FeedEvent) -> dict[str, Any]:
 def message_id(delivery_id: int) -> str:
     """``webhook-id``: the same for every attempt of one event to one endpoint."""
     return f"msg_{delivery_id}"
-
-
-def pending_for_event(session: Session, event_id: int) -> list[int]:
-    ids = session.execute(
-        select(WebhookDelivery.id).where(WebhookDelivery.feed_event_id == event_id, WebhookDelivery.status == "pending")
-    ).scalars().all()
-    session.rollback()
-    return list(ids)
 
 
 @dataclass(frozen=True)
