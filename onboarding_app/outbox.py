@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import credentials, jobs, leases
+from .errors import NotFound
 from .models import Contact, OutboundEmail, User, utcnow
 from .transactions import get_or_404, run_in_transaction
 
@@ -194,16 +195,22 @@ def deliver_pending(session: Session, *, due_only: bool = False, limit: int = 50
     )
 
 
-def retry_now(session: Session, email_id: int) -> OutboundEmail:
-    """Staff's "Retry now" on a failed or waiting email: due now, with a full set of attempts."""
+def retry_now(session: Session, contact_id: int, email_id: int) -> OutboundEmail:
+    """Staff's "Retry now" on a contact's failed or waiting email: due now, with a full set of
+    attempts. A sent email is left as it is."""
+
     def work() -> OutboundEmail:
         email = get_or_404(session, OutboundEmail, email_id, lock=True, label="Email")
+        if email.contact_id != contact_id:
+            raise NotFound(f"Email {email_id} does not exist.")
         if email.status != "sent":
             email.status, email.attempts, email.next_attempt_at, email.claimed_until = "pending", 0, utcnow(), None
             jobs.enqueue_after_commit(session, JOB_DELIVER, email.id)
         return email
 
-    return run_in_transaction(session, work)
+    email = run_in_transaction(session, work)
+    session.refresh(email)
+    return email
 
 
 def latest_welcome_email(session: Session, contact_id: int) -> OutboundEmail | None:

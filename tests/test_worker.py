@@ -227,7 +227,7 @@ def test_a_refusing_server_backs_off_on_the_schedule_then_fails_and_retry_now_se
     assert mailbox.messages == []
 
     mailbox.refuse = False
-    outbox.retry_now(session, email.id)
+    outbox.retry_now(session, email.contact_id, email.id)
     session.expire_all()
     assert session.get(OutboundEmail, email.id).status == "sent"
     assert len(mailbox.to("ada@example.com")) == 1
@@ -352,3 +352,26 @@ def test_deleting_an_endpoint_removes_it_and_its_deliveries(app, session, receiv
     assert session.execute(select(func.count()).select_from(WebhookDelivery)).scalar_one() == 0
     payload = json.loads(receiver.received[0]["body"])
     assert payload["type"] == "webhook.test"
+
+
+def test_staff_see_a_failed_email_and_retry_it_from_the_contact_page(app, make, client, staff, mailbox):
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
+
+    app.config["MAIL_MAX_ATTEMPTS"] = 1
+    mailbox.refuse = True
+    contact_id = make.contact("QUALIFIED", email="ada@example.com")
+    with app.app_context():
+        provisioning.provision_account(db.session, contact_id)
+    page = HTMLParser(client.get(f"/crm/contacts/{contact_id}").get_data(as_text=True))
+    assert page.css_first(".welcome-email .badge").text(strip=True) == "failed"
+    retry = page.css_first(".welcome-email form")
+    assert retry.css_first("button").text(strip=True) == "Retry now"
+    mailbox.refuse = False
+    token = retry.css_first("input[name=csrf_token]").attributes["value"]
+    response = client.post(retry.attributes["action"], data={"csrf_token": token}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    fragment = HTMLParser(response.get_data(as_text=True))
+    assert fragment.css_first(".welcome-email .badge").text(strip=True) == "sent"
+    assert len(mailbox.to("ada@example.com")) == 1
+    other = make.contact("QUALIFIED")
+    assert client.post(f"/crm/contacts/{other}/emails/1/retry", data={"csrf_token": token}).status_code == 404

@@ -212,3 +212,16 @@ def resend_welcome(contact_id: int):
         message=(error, "error") if error else (notice, "success"),
         contact=contact, account=_account(contact), resend_notice=notice, resend_error=error,
     )
+
+
+@bp.post("/contacts/<int:contact_id>/emails/<int:email_id>/retry")
+@staff_required
+def retry_email(contact_id: int, email_id: int):
+    """Retry now: a failed (or waiting) email of this contact is handed to the worker again."""
+    email = outbox.retry_now(db.session, contact_id, email_id)
+    contact = contacts.get_contact(db.session, contact_id)
+    notice = "Sent." if email.status == "sent" else "Handed to the worker; it will be sent shortly."
+    return respond(
+        "crm/_account.html", redirect_to=url_for(".contact", contact_id=contact_id), message=(notice, "success"),
+        contact=contact, account=_account(contact), resend_notice=notice,
+    )
