@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import httpx
 from flask import current_app
-from sqlalchemy import insert, literal, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, insert, literal, or_, select
+from sqlalchemy.orm import Session, joinedload
 from standardwebhooks.webhooks import Webhook
 
 from . import feed, jobs, leases
@@ -154,6 +154,20 @@ def list_deliveries(session: Session, endpoint_id: int, *, limit: int = 50) -> l
         select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
         .order_by(WebhookDelivery.id.desc()).limit(limit)
     ).scalars())
+
+
+def recent_deliveries(session: Session, endpoint_ids: list[int], *, limit: int) -> dict[int, list[WebhookDelivery]]:
+    """The ``limit`` newest deliveries of each endpoint, with their events, in one query."""
+    rank = func.row_number().over(partition_by=WebhookDelivery.endpoint_id, order_by=WebhookDelivery.id.desc())
+    ranked = select(WebhookDelivery.id, rank.label("rank")).where(WebhookDelivery.endpoint_id.in_(endpoint_ids)).subquery()
+    rows = session.execute(
+        select(WebhookDelivery).join(ranked, ranked.c.id == WebhookDelivery.id).where(ranked.c.rank <= limit)
+        .options(joinedload(WebhookDelivery.event)).order_by(WebhookDelivery.id.desc())
+    ).scalars()
+    found: dict[int, list[WebhookDelivery]] = {endpoint_id: [] for endpoint_id in endpoint_ids}
+    for delivery in rows:
+        found[delivery.endpoint_id].append(delivery)
+    return found
 
 
 def send_test(session: Session, endpoint_id: int, *, actor: User | None = None) -> WebhookDelivery:

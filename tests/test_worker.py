@@ -375,3 +375,63 @@ def test_staff_see_a_failed_email_and_retry_it_from_the_contact_page(app, make, 
     assert len(mailbox.to("ada@example.com")) == 1
     other = make.contact("QUALIFIED")
     assert client.post(f"/crm/contacts/{other}/emails/1/retry", data={"csrf_token": token}).status_code == 404
+
+
+# --- the admin page ------------------------------------------------------------------------------
+
+
+def _page(client, path="/crm/webhooks"):
+    from selectolax.lexbor import LexborHTMLParser
+
+    response = client.get(path)
+    return response, LexborHTMLParser(response.get_data(as_text=True))
+
+
+def test_webhooks_page_is_for_admins_only(app, make, client, auth):
+    make.user("staff", email="sam@example.com")
+    auth.login("sam@example.com")
+    assert client.get("/crm/webhooks").status_code == 403
+    token = auth.csrf("/dashboard")
+    assert client.post("/crm/webhooks", data={"csrf_token": token, "url": "http://127.0.0.1/x",
+                                              "events": "*"}).status_code == 403
+
+
+def test_admin_adds_an_endpoint_sees_the_secret_once_and_its_deliveries(app, make, client, auth, receiver, private_ok):
+    make.user("admin", email="root@example.com")
+    auth.login("root@example.com")
+    response, page = _page(client)
+    assert response.status_code == 200
+    token = page.css_first("input[name=csrf_token]").attributes["value"]
+
+    refused = client.post("/crm/webhooks", data={"csrf_token": token, "url": "ftp://x", "events": "nope"})
+    assert refused.status_code == 422
+    from selectolax.lexbor import LexborHTMLParser
+
+    form = LexborHTMLParser(refused.get_data(as_text=True))
+    assert form.css_first("#webhook-url-error") is not None and form.css_first("#webhook-events-error") is not None
+    with app.app_context():
+        assert webhooks.list_endpoints(db.session) == []
+
+    added = client.post("/crm/webhooks", data={"csrf_token": token, "url": receiver.url,
+                                              "events": ["onboarding.completed", "webhook.test"]})
+    assert added.status_code == 201
+    shown = LexborHTMLParser(added.get_data(as_text=True)).css_first("#new-secret code").text(strip=True)
+    assert shown.startswith("whsec_")
+    receiver.secret = shown
+    _, page = _page(client)
+    assert page.css_first("#new-secret") is None  # never shown again
+    assert shown not in page.html
+
+    endpoint = page.css_first("article.endpoint")
+    test_action = endpoint.css_first("form").attributes["action"]
+    assert client.post(test_action, data={"csrf_token": token}).status_code == 302
+    assert len(receiver.verified) == 1
+    _, page = _page(client)
+    row = page.css_first("table.deliveries tbody tr")
+    assert [c.text(strip=True) for c in row.css("td")][:3] == ["webhook.test", "delivered", "1"]
+
+    delete_action = page.css("article.endpoint form")[1].attributes["action"]
+    assert client.post(delete_action, data={"csrf_token": token}).status_code == 302
+    _, page = _page(client)
+    assert page.css_first("article.endpoint") is None
+    assert client.post(delete_action, data={"csrf_token": token}).status_code == 404

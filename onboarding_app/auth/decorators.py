@@ -15,3 +15,14 @@ def staff_required(view):
         return view(*args, **kwargs)
 
     return guarded
+
+
+def admin_required(view):
+    @wraps(view)
+    @login_required
+    def guarded(*args, **kwargs):
+        if current_user.role != "admin":
+            abort(403, description="This page is for admins only.")
+        return view(*args, **kwargs)
+
+    return guarded

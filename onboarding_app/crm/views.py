@@ -225,3 +225,5 @@ def retry_email(contact_id: int, email_id: int):
         "crm/_account.html", redirect_to=url_for(".contact", contact_id=contact_id), message=(notice, "success"),
         contact=contact, account=_account(contact), resend_notice=notice,
     )
+
+from . import webhook_views  # noqa: E402,F401  (the /crm/webhooks routes, on this blueprint)
