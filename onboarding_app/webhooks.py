@@ -7,6 +7,7 @@ multicast or reserved addresses are refused at registration and again at each de
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import json
 import logging
@@ -272,6 +273,13 @@ def deliver(session: Session, delivery_id: int, *, due_only: bool = True) -> lea
     )
 
 
+@functools.lru_cache(maxsize=1)
+def _client() -> httpx.Client:
+    """One HTTP client per process (thread-safe, its TLS context built once): redirects are
+    never followed, no proxy settings from the environment."""
+    return httpx.Client(follow_redirects=False, trust_env=False)
+
+
 def _post(claimed: _Claimed, delivery_id: int) -> tuple[int | None, str | None]:
     """(status code, error): error None means delivered."""
     problem = _check_url(claimed.url)  # DNS may have changed since registration
@@ -287,8 +295,7 @@ def _post(claimed: _Claimed, delivery_id: int) -> tuple[int | None, str | None]:
     }
     timeout = float(current_app.config["WEBHOOK_TIMEOUT"])
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-            response = client.post(claimed.url, content=claimed.body.encode(), headers=headers)
+        response = _client().post(claimed.url, content=claimed.body.encode(), headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}"
     if 200 <= response.status_code < 300:
