@@ -203,16 +203,48 @@ def test_new_contact_redirects_to_its_page(app, client, staff, token):
 def test_edit_contact(app, client, staff, make, token):
     contact_id = make.contact("LEAD", name="Ada")
     form = client.get(f"/crm/contacts/{contact_id}/edit").get_data(as_text=True)
-    assert 'value="Ada"' in form and "cannot change" in form
+    assert 'value="Ada"' in form and 'name="email"' in form  # no account yet: the email can change
     response = client.post(f"/crm/contacts/{contact_id}/edit", data={
-        "csrf_token": token, "name": "Ada Lovelace", "company": "Engines", "phone": "", "role": "client"})
+        "csrf_token": token, "name": "Ada Lovelace", "email": "Ada@Engines.example", "company": "Engines",
+        "phone": "", "role": "client"})
     assert response.status_code == 302
-    assert _contact(app, contact_id).name == "Ada Lovelace"
+    contact = _contact(app, contact_id)
+    assert (contact.name, contact.email) == ("Ada Lovelace", "ada@engines.example")
 
     response = client.post(f"/crm/contacts/{contact_id}/edit", data={
         "csrf_token": token, "name": " ", "company": "", "phone": "", "role": "client"})
     assert response.status_code == 422
     assert 'id="name-error">This field is required.' in response.get_data(as_text=True)
+
+
+def test_edit_form_refuses_what_the_api_refuses(app, client, staff, make, token):
+    make.contact("LEAD", email="taken@example.com")
+    contact_id = make.contact("LEAD", name="Ada", email="ada@example.com")
+    response = client.post(f"/crm/contacts/{contact_id}/edit", data={
+        "csrf_token": token, "name": "N" * 201, "email": "ada@", "company": "ok\x00", "phone": "+1", "role": "x"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert 'id="name-error">At most 200 characters.' in body
+    assert 'id="email-error">Enter a valid email address' in body
+    assert 'id="company-error">Contains a character that is not allowed.' in body
+    assert 'id="role-error">Choose one of: client, partner.' in body
+    response = client.post(f"/crm/contacts/{contact_id}/edit", data={
+        "csrf_token": token, "name": "Ada", "email": "TAKEN@example.com", "role": "client"})
+    assert response.status_code == 409
+    assert 'id="email-error">A contact with the email taken@example.com already exists.' in response.get_data(as_text=True)
+    assert _contact(app, contact_id).email == "ada@example.com"
+
+
+def test_email_cannot_change_once_the_account_exists(app, client, staff, make, token):
+    contact_id, _ = make.provisioned()
+    email = _contact(app, contact_id).email
+    form = client.get(f"/crm/contacts/{contact_id}/edit").get_data(as_text=True)
+    assert 'name="email"' not in form and "cannot change once the account exists" in form
+    response = client.post(f"/crm/contacts/{contact_id}/edit", data={
+        "csrf_token": token, "name": "Renamed", "email": "other@example.com", "role": "client"})
+    assert response.status_code == 409
+    assert 'id="email-error">The email cannot change once the account exists.' in response.get_data(as_text=True)
+    assert _contact(app, contact_id).email == email
 
 
 def test_role_cannot_change_once_the_account_exists(app, client, staff, make, token):
