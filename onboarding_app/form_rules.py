@@ -12,6 +12,13 @@ from .errors import ValidationFailed
 from .schemas import check
 
 
+def html_limits(model: type[BaseModel], name: str) -> dict[str, Any]:
+    """The HTML attributes that tell the browser a field's limits, read from the model (for a
+    field's ``render_kw``), so a page never states a limit of its own."""
+    field = model.model_json_schema()["properties"][name]
+    return {"maxlength": field["maxLength"]} if "maxLength" in field else {}
+
+
 class SchemaForm(FlaskForm):
     """A form whose submission is checked by ``schema`` (a model of ``schemas.py``). After
     ``validate()`` (which also checks the CSRF token), ``values()`` is the checked model; a

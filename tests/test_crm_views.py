@@ -163,6 +163,24 @@ def test_new_contact_form_has_labelled_fields(client, staff):
         assert f'<label for="{field}">{label}</label>' in body
 
 
+def test_contact_form_states_the_limits_the_rules_enforce(client, staff):
+    """The browser is told the same limits the shared rules (and the API's document) check."""
+
+    class Inputs(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.limits: dict[str, str] = {}
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "input" and "maxlength" in attrs:
+                self.limits[attrs["name"]] = attrs["maxlength"]
+
+    parser = Inputs()
+    parser.feed(client.get("/crm/contacts/new").get_data(as_text=True))
+    assert parser.limits == {"name": "200", "email": "254", "company": "200", "phone": "50"}
+
+
 def test_new_contact_shows_the_service_errors_inline(app, client, staff, token):
     response = client.post("/crm/contacts/new", data={
         "csrf_token": token, "name": "", "email": "not-an-email", "phone": "call me", "role": "admin"})

@@ -4,7 +4,7 @@ API and the services use), run by ``SchemaForm.validate``."""
 
 from wtforms import EmailField, SelectField, StringField, TelField
 
-from ..form_rules import SchemaForm
+from ..form_rules import SchemaForm, html_limits
 from ..models import ACCOUNT_ROLES
 from ..schemas import ContactCreate, ContactUpdate
 
@@ -15,10 +15,10 @@ class ContactForm(SchemaForm):
 
     schema = ContactUpdate
 
-    name = StringField("Name")
-    email = EmailField("Email")
-    company = StringField("Company")
-    phone = TelField("Phone")
+    name = StringField("Name", render_kw=html_limits(ContactCreate, "name"))
+    email = EmailField("Email", render_kw=html_limits(ContactCreate, "email"))
+    company = StringField("Company", render_kw=html_limits(ContactCreate, "company"))
+    phone = TelField("Phone", render_kw=html_limits(ContactCreate, "phone"))
     # Plain values (label = value) work across WTForms 3.x without its tuple deprecation;
     # validate_choice=False: the schema says which roles exist and why another is refused.
     role = SelectField("Account role", choices=list(ACCOUNT_ROLES), validate_choice=False)
