@@ -10,9 +10,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import credentials, feed, provisioning
-from .contacts import normalise_email
 from .errors import EmailTaken, InvalidCredentials, NotFound, TemporaryPasswordExpired, ValidationFailed
 from .models import ROLES, ApiToken, User, utcnow
+from .schemas import normalise_email
 from .security import (
     generate_api_token,
     hash_api_token,

@@ -46,6 +46,12 @@ class InvalidTransition(Conflict):
     code = "invalid_transition"
 
 
+class AccountLinked(Conflict):
+    """The contact's account exists, so what identifies it (the email) is fixed."""
+
+    code = "account_linked"
+
+
 class NotQualified(DomainError):
     code = "not_qualified"
 

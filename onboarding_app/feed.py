@@ -11,11 +11,7 @@ from typing import Any, Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from .errors import ValidationFailed
 from .models import FeedEvent, User
-from .validation import whole_number
-
-MAX_LIMIT = 100
 
 EVENT_PROVISIONED = "onboarding.account.provisioned"
 EVENT_WELCOME_RESENT = "onboarding.welcome_email.resent"
@@ -63,28 +59,6 @@ def record_account_event(
 class FeedPage:
     items: list[FeedEvent]
     next_before: int | None
-
-
-def parse_feed_query(type_: str | None, before: str | None, limit: str | None, *, default_limit: int) -> dict:
-    fields: dict[str, str] = {}
-    result = {"type": None, "before": None, "limit": default_limit}
-    if type_:
-        if len(type_) > 64:
-            fields["type"] = "At most 64 characters."
-        elif "\x00" in type_:
-            fields["type"] = "Contains a character that is not allowed."
-        else:
-            result["type"] = type_
-    for key, raw, low, high in (("before", before, 1, 2**62), ("limit", limit, 1, MAX_LIMIT)):
-        if raw in (None, ""):
-            continue
-        try:
-            result[key] = whole_number(raw, low, high)
-        except ValueError as exc:
-            fields[key] = str(exc)
-    if fields:
-        raise ValidationFailed(fields, "Invalid feed query.")
-    return result
 
 
 def list_feed(

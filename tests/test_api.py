@@ -409,7 +409,8 @@ def test_update_provisioned_contact_refuses_status_and_role_changes(api, member,
 
 
 INVALID_UPDATES = [
-        ({"email": "new@example.com"}, "email"),
+        ({"email": "not-an-email"}, "email"),
+        ({"email": None}, "email"),
         ({"status": "bogus"}, "status"),
         ({"status": 1}, "status"),
         ({"name": ""}, "name"),
@@ -422,6 +423,38 @@ INVALID_UPDATES = [
         ({"id": 5}, "id"),
         ({"name": "Fine", "status": "QUALIFIED", "colour": "red"}, "colour"),  # all or nothing
 ]
+
+
+def test_update_contact_email_while_no_account_is_linked(api, make, app):
+    contact_id = make.contact("QUALIFIED", email="old@example.com")
+    response = api.patch(f"/crm/contacts/{contact_id}", {"email": " New.Address@Example.COM "})
+    assert response.status_code == 200
+    assert response.get_json()["email"] == "new.address@example.com"
+    with app.app_context():
+        assert db.session.get(Contact, contact_id).email == "new.address@example.com"
+        event = db.session.execute(select(FeedEvent).where(FeedEvent.type == "crm.contact.updated")).scalar_one()
+        assert event.payload["fields"] == ["email"]
+
+
+def test_update_contact_email_to_another_contacts_email_is_409(api, make, app):
+    make.contact("LEAD", email="taken@example.com")
+    contact_id = make.contact("LEAD", email="mine@example.com")
+    before = snapshot(app)
+    for email in ["taken@example.com", "TAKEN@Example.com"]:
+        assert_error(api.patch(f"/crm/contacts/{contact_id}", {"email": email, "name": "Renamed"}), 409, "email_taken")
+    assert snapshot(app) == before
+
+
+def test_update_contact_email_once_the_account_exists_is_409(api, member, app):
+    before = snapshot(app)
+    error = assert_error(api.patch(f"/crm/contacts/{member.contact_id}", {"email": "elsewhere@example.com"}),
+                         409, "account_linked")
+    assert "email" in error["message"]
+    assert snapshot(app) == before
+    # Sending the address it already has (in any letter case) changes nothing and is fine.
+    response = api.patch(f"/crm/contacts/{member.contact_id}", {"email": member.email.upper(), "company": "Kept"})
+    assert response.status_code == 200
+    assert (response.get_json()["email"], response.get_json()["company"]) == (member.email, "Kept")
 
 
 def test_update_contact_with_invalid_fields_is_422_and_writes_nothing(api, make, app):

@@ -4,6 +4,7 @@ fragments, inline errors, and "Approve & Create Account"."""
 from __future__ import annotations
 
 import threading
+from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import func, select
@@ -162,6 +163,24 @@ def test_new_contact_form_has_labelled_fields(client, staff):
         assert f'<label for="{field}">{label}</label>' in body
 
 
+def test_contact_form_states_the_limits_the_rules_enforce(client, staff):
+    """The browser is told the same limits the shared rules (and the API's document) check."""
+
+    class Inputs(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.limits: dict[str, str] = {}
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "input" and "maxlength" in attrs:
+                self.limits[attrs["name"]] = attrs["maxlength"]
+
+    parser = Inputs()
+    parser.feed(client.get("/crm/contacts/new").get_data(as_text=True))
+    assert parser.limits == {"name": "200", "email": "254", "company": "200", "phone": "50"}
+
+
 def test_new_contact_shows_the_service_errors_inline(app, client, staff, token):
     response = client.post("/crm/contacts/new", data={
         "csrf_token": token, "name": "", "email": "not-an-email", "phone": "call me", "role": "admin"})
@@ -203,16 +222,76 @@ def test_new_contact_redirects_to_its_page(app, client, staff, token):
 def test_edit_contact(app, client, staff, make, token):
     contact_id = make.contact("LEAD", name="Ada")
     form = client.get(f"/crm/contacts/{contact_id}/edit").get_data(as_text=True)
-    assert 'value="Ada"' in form and "cannot change" in form
+    assert 'value="Ada"' in form and 'name="email"' in form  # no account yet: the email can change
     response = client.post(f"/crm/contacts/{contact_id}/edit", data={
-        "csrf_token": token, "name": "Ada Lovelace", "company": "Engines", "phone": "", "role": "client"})
+        "csrf_token": token, "name": "Ada Lovelace", "email": "Ada@Engines.example", "company": "Engines",
+        "phone": "", "role": "client"})
     assert response.status_code == 302
-    assert _contact(app, contact_id).name == "Ada Lovelace"
+    contact = _contact(app, contact_id)
+    assert (contact.name, contact.email) == ("Ada Lovelace", "ada@engines.example")
 
     response = client.post(f"/crm/contacts/{contact_id}/edit", data={
         "csrf_token": token, "name": " ", "company": "", "phone": "", "role": "client"})
     assert response.status_code == 422
     assert 'id="name-error">This field is required.' in response.get_data(as_text=True)
+
+
+class _FieldErrors(HTMLParser):
+    """The sentence under each field: the forms macro's ``<small class="field-error" id="NAME-error">``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: dict[str, str] = {}
+        self._field: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "small" and "field-error" in (attrs.get("class") or "").split():
+            self._field = attrs["id"].removesuffix("-error")
+            self.errors[self._field] = ""
+
+    def handle_data(self, data):
+        if self._field:
+            self.errors[self._field] += data
+
+    def handle_endtag(self, tag):
+        self._field = None
+
+
+def field_errors(body: str) -> dict[str, str]:
+    parser = _FieldErrors()
+    parser.feed(body)
+    return parser.errors
+
+
+def test_edit_form_refuses_what_the_api_refuses(app, client, staff, make, token):
+    make.contact("LEAD", email="taken@example.com")
+    contact_id = make.contact("LEAD", name="Ada", email="ada@example.com")
+    response = client.post(f"/crm/contacts/{contact_id}/edit", data={
+        "csrf_token": token, "name": "N" * 201, "email": "ada@", "company": "ok\x00", "phone": "+1", "role": "x"})
+    assert response.status_code == 422
+    errors = field_errors(response.get_data(as_text=True))
+    assert errors.pop("email").startswith("Enter a valid email address")
+    assert errors == {"name": "At most 200 characters.", "company": "Contains a character that is not allowed.",
+                      "role": "Choose one of: client, partner."}
+    response = client.post(f"/crm/contacts/{contact_id}/edit", data={
+        "csrf_token": token, "name": "Ada", "email": "TAKEN@example.com", "role": "client"})
+    assert response.status_code == 409
+    assert field_errors(response.get_data(as_text=True)) == {
+        "email": "A contact with the email taken@example.com already exists."}
+    assert _contact(app, contact_id).email == "ada@example.com"
+
+
+def test_email_cannot_change_once_the_account_exists(app, client, staff, make, token):
+    contact_id, _ = make.provisioned()
+    email = _contact(app, contact_id).email
+    form = client.get(f"/crm/contacts/{contact_id}/edit").get_data(as_text=True)
+    assert 'name="email"' not in form and "cannot change once the account exists" in form
+    response = client.post(f"/crm/contacts/{contact_id}/edit", data={
+        "csrf_token": token, "name": "Renamed", "email": "other@example.com", "role": "client"})
+    assert response.status_code == 409
+    assert field_errors(response.get_data(as_text=True)) == {"email": "The email cannot change once the account exists."}
+    assert _contact(app, contact_id).email == email
 
 
 def test_role_cannot_change_once_the_account_exists(app, client, staff, make, token):

@@ -1,21 +1,16 @@
-"""Reading request input: the JSON body and path values, before any service sees them."""
+"""Reading what the schemas cannot: the raw JSON body (before ``spec.py`` checks its fields)
+and the values in a path."""
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from flask import request
 
 from ..errors import NotFound, UnknownTask
+from ..schemas import fits_path
 from .errors import ApiError
-
-# Path ids: the largest value an INTEGER column holds. Larger ids cannot exist, so they are
-# unknown (404) without asking the database an out-of-range question.
-MAX_ID = 2**31 - 1
-_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
-
 
 def _check_text(value: Any) -> None:
     """Every string must be encodable as UTF-8 (JSON allows lone surrogates; databases don't)."""
@@ -47,13 +42,15 @@ def json_object() -> dict[str, Any]:
 
 
 def contact_id(value: int) -> int:
-    if value > MAX_ID:
+    """An id outside the rule (say, past what an INTEGER column holds) cannot exist: unknown,
+    without asking the database an out-of-range question."""
+    if not fits_path("contact_id", value):
         raise NotFound(f"Contact {value} does not exist.")
     return value
 
 
 def task_slug(slug: str) -> str:
     """A slug that could be in a checklist; anything else cannot be, so it is unknown."""
-    if not _SLUG.fullmatch(slug):
+    if not fits_path("slug", slug):
         raise UnknownTask("There is no such task in your checklist.", slug=slug[:64])
     return slug

@@ -1,18 +1,21 @@
 """JSON API for scripts, ``/api/v1`` (SPEC.md, "HTTP API").
 
-Each handler parses its input, calls one service, and returns JSON. Refusals are mapped to
-``{"error": {...}}`` once, in ``errors.py``; who the caller is is settled in ``auth.py``.
+Each handler is checked and documented by ``spec.operation`` (its input and answers are the
+models of ``schemas.py``), calls one service, and returns a response model. Refusals are
+mapped to ``{"error": {...}}`` once, in ``errors.py``; who the caller is is settled in ``auth.py``.
 """
 
-from flask import Blueprint, current_app, request, url_for
+from __future__ import annotations
 
-from .. import checklist, contacts, feed, provisioning
+from flask import Blueprint, current_app, url_for
+
+from .. import checklist, contacts, feed, provisioning, schemas
 from ..extensions import csrf, db, limiter
-from . import errors, openapi, parsing, serializers
+from . import errors, parsing
 from .auth import rate_limit_key, rate_limit_value, signed_in, staff_only
+from .spec import document, operation
 
 bp = Blueprint("api", __name__)
-
 # The API authenticates bearer requests itself and checks CSRF for cookie-authenticated
 # unsafe requests itself (auth.py), so the global automatic check is off here.
 csrf.exempt(bp)
@@ -24,73 +27,126 @@ CONTACT = "/crm/contacts/<int:contact_id>"
 
 @bp.get("/crm/contacts")
 @staff_only
-def list_contacts(user):
-    args = request.args
-    filters = contacts.parse_listing(
-        args.get("status"), args.get("q"), args.get("page"), args.get("per_page"),
-        default_per_page=current_app.config["CONTACTS_PAGE_SIZE"],
-    )
-    return serializers.contact_page(contacts.list_contacts(db.session, **filters))
+@operation(422, tags=("crm",), HTTP_200=(schemas.ContactPage, "One page of contacts."))
+def list_contacts(user, query: schemas.ContactListQuery):
+    """List contacts, newest first, filtered by status and search text.
+
+    Staff and admins only."""
+    page = contacts.list_contacts(db.session, **query.filters(current_app.config["CONTACTS_PAGE_SIZE"]))
+    return schemas.ContactPage.model_validate(page)
 
 
 @bp.post("/crm/contacts")
 @staff_only
-def create_contact(user):
-    contact = contacts.create_contact(db.session, parsing.json_object(), actor=user)
-    return serializers.contact(contact), 201, {"Location": url_for("api.get_contact", contact_id=contact.id)}
+@operation(
+    400, 413, 422, tags=("crm",),
+    HTTP_201=(schemas.Contact, "The new contact (its URL in `Location`)."),
+    HTTP_409=(schemas.Error, "A contact with this email (in any letter case) exists. Code: `email_taken`."),
+)
+def create_contact(user, json: schemas.ContactCreate):
+    """Add a contact; it starts as a LEAD.
+
+    Staff and admins only."""
+    contact = contacts.create_contact(db.session, json, actor=user)
+    return schemas.Contact.model_validate(contact), 201, {"Location": url_for("api.get_contact", contact_id=contact.id)}
 
 
 @bp.get(CONTACT)
 @staff_only
+@operation(404, tags=("crm",), HTTP_200=(schemas.ContactDetail, "The contact."))
 def get_contact(user, contact_id: int):
+    """One contact, with its onboarding progress once it has an account.
+
+    Staff and admins only."""
     contact = contacts.get_contact(db.session, parsing.contact_id(contact_id))
-    progress = None
+    body = schemas.ContactDetail.model_validate(contact)
     if contact.user_id is not None:
         progress = checklist.required_progress(db.session, [contact.user_id])[contact.user_id]
-    return serializers.contact(contact, progress)
+        body.onboarding = schemas.RequiredProgress.model_validate(progress)
+    return body
 
 
 @bp.patch(CONTACT)
 @staff_only
-def update_contact(user, contact_id: int):
-    contact = contacts.update_contact(db.session, parsing.contact_id(contact_id), parsing.json_object(), actor=user)
-    return serializers.contact(contact)
+@operation(
+    400, 404, 413, 422, tags=("crm",),
+    HTTP_200=(schemas.Contact, "The contact as it is now."),
+    HTTP_409=(schemas.Error, "The status move is not one staff may make, or the role cannot change any more "
+                             "(`invalid_transition`); the email belongs to another contact (`email_taken`) or "
+                             "cannot change because the account exists (`account_linked`)."),
+)
+def update_contact(user, contact_id: int, json: schemas.ContactUpdate):
+    """Edit a contact's details and/or move its status along the lifecycle.
+
+    Staff and admins only."""
+    return schemas.Contact.model_validate(contacts.update_contact(db.session, parsing.contact_id(contact_id), json, actor=user))
 
 
 @bp.post(f"{CONTACT}/provision")
 @staff_only
+@operation(
+    404, tags=("crm",),
+    HTTP_201=(schemas.Provisioned, "This call provisioned the account; the welcome email is on its way."),
+    HTTP_400=(schemas.Error, "The contact is not QUALIFIED (or, from a browser, the CSRF token is missing). "
+                             "Codes: `not_qualified`, `csrf_failed`."),
+    HTTP_409=(schemas.ProvisionConflict, "The contact already has an account (`already_provisioned`, with its "
+                                         "`user_id`), or its email belongs to another contact's account."),
+)
 def provision(user, contact_id: int):
+    """Create the account of a QUALIFIED contact (or link the existing user with its email).
+
+    Staff and admins only. Idempotent: once the contact has an account, every call answers 409
+    with that account's `user_id`."""
     result = provisioning.provision_account(db.session, parsing.contact_id(contact_id), actor=user)
-    body = {"user_id": result.user.id, "email": result.user.email}
     if result.already_provisioned:
-        return {**body, "error": {"code": "already_provisioned",
-                                  "message": f"This contact already has the account {result.user.email}."}}, 409
-    return body, 201
+        return schemas.AlreadyProvisioned(
+            user_id=result.user.id, email=result.user.email,
+            error={"code": "already_provisioned", "message": f"This contact already has the account {result.user.email}."},
+        ), 409
+    return schemas.Provisioned(user_id=result.user.id, email=result.user.email), 201
 
 
 @bp.get("/onboarding")
 @signed_in
+@operation(tags=("onboarding",), HTTP_200=(schemas.Onboarding, "The checklist and its progress."))
 def onboarding(user):
-    return serializers.onboarding(checklist.onboarding_state(db.session, user.id))
+    """The caller's onboarding checklist.
+
+    Any signed-in user."""
+    return schemas.Onboarding.of(checklist.onboarding_state(db.session, user.id))
 
 
 @bp.post("/onboarding/complete/<slug>")
 @signed_in
+@operation(
+    400, tags=("onboarding",),
+    HTTP_200=(schemas.TaskCompletion, "The task, and whether onboarding is complete."),
+    HTTP_404=(schemas.Error, "The task is not in the caller's checklist. Code: `unknown_task`."),
+    HTTP_409=(schemas.Error, "`set-password` completes itself when the user sets their own password. "
+                             "Code: `automatic_task`."),
+)
 def complete_task(user, slug: str):
-    return serializers.completion(provisioning.complete_task(db.session, user.id, parsing.task_slug(slug)))
+    """Mark a checklist task done; repeating it changes nothing.
+
+    Any signed-in user. Completing the last required task makes the contact ACTIVE."""
+    return schemas.TaskCompletion.of(provisioning.complete_task(db.session, user.id, parsing.task_slug(slug)))
 
 
 @bp.get("/feed")
 @signed_in
-def list_feed(user):
-    args = request.args
-    query = feed.parse_feed_query(
-        args.get("type"), args.get("before"), args.get("limit"),
-        default_limit=current_app.config["FEED_PAGE_SIZE"],
-    )
-    return serializers.feed_page(feed.list_feed(db.session, user, **query))
+@operation(422, tags=("feed",), HTTP_200=(schemas.FeedPage, "One page of events."))
+def list_feed(user, query: schemas.FeedQuery):
+    """The action feed, newest first.
+
+    Staff see every event; anyone else only the events about their own account."""
+    page = feed.list_feed(db.session, user, **query.filters(current_app.config["FEED_PAGE_SIZE"]))
+    return schemas.FeedPage.of(page)
 
 
 @bp.get("/openapi.json")
+@operation(public=True, tags=("meta",), HTTP_200=(schemas.OpenApiDocument, "The OpenAPI 3.1 document."))
 def openapi_document():
-    return openapi.document()
+    """This document.
+
+    Generated from the same models that check the requests."""
+    return document()

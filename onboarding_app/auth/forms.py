@@ -1,10 +1,15 @@
+"""Sign-in and password forms. Sign-in looks the address up as typed (lower-cased), so it
+checks only the length that ``schemas.Email`` allows; new passwords are judged by the service."""
+
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from ..schemas import MAX_EMAIL_LENGTH
+
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    email = EmailField("Email", validators=[DataRequired(), Length(max=MAX_EMAIL_LENGTH)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
     submit = SubmitField("Sign in")
 

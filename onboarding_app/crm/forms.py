@@ -1,30 +1,28 @@
-"""Contact forms. They parse the request and check the CSRF token; the rules for what a valid
-contact is live in ``contacts.create_contact`` / ``update_contact`` alone."""
+"""Contact forms: they read the request, check the CSRF token and render the fields. What a
+valid contact is comes from ``schemas.py`` (``ContactCreate``/``ContactUpdate``, the models the
+API and the services use), run by ``SchemaForm.validate``."""
 
-from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField, TelField
 
+from ..form_rules import SchemaForm, html_limits
 from ..models import ACCOUNT_ROLES
+from ..schemas import ContactCreate, ContactUpdate
 
 
+class ContactForm(SchemaForm):
+    """Editing a contact. The email field is shown only while no account is linked; a form
+    without it posts the contact's current address, which changes nothing."""
 
-class ContactForm(FlaskForm):
-    """Editing a contact. The email cannot change once the contact exists."""
+    schema = ContactUpdate
 
-    name = StringField("Name")
-    company = StringField("Company")
-    phone = TelField("Phone")
+    name = StringField("Name", render_kw=html_limits(ContactCreate, "name"))
+    email = EmailField("Email", render_kw=html_limits(ContactCreate, "email"))
+    company = StringField("Company", render_kw=html_limits(ContactCreate, "company"))
+    phone = TelField("Phone", render_kw=html_limits(ContactCreate, "phone"))
     # Plain values (label = value) work across WTForms 3.x without its tuple deprecation;
-    # validate_choice=False: the service says which roles exist and why another is refused.
+    # validate_choice=False: the schema says which roles exist and why another is refused.
     role = SelectField("Account role", choices=list(ACCOUNT_ROLES), validate_choice=False)
-
-    def values(self) -> dict:
-        return {"name": self.name.data or "", "company": self.company.data or "",
-                "phone": self.phone.data or "", "role": self.role.data}
 
 
 class NewContactForm(ContactForm):
-    email = EmailField("Email")
-
-    def values(self) -> dict:
-        return {**super().values(), "email": self.email.data or ""}
+    schema = ContactCreate

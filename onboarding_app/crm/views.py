@@ -20,6 +20,7 @@ from ..errors import Conflict, DomainError, EmailTaken, NotQualified, Validation
 from ..extensions import db
 from ..models import CONTACT_STATUSES, Contact, OutboundEmail, User
 from ..http_errors import status_for
+from ..schemas import ContactListQuery, check
 from ..web import FEED_CHANGED, is_htmx, register_page_blueprint, respond
 from .forms import ContactForm, NewContactForm
 
@@ -71,15 +72,12 @@ def contacts_page():
     args = request.args
     errors: dict[str, str] = {}
     try:
-        filters = contacts.parse_listing(
-            args.get("status"), args.get("q"), args.get("page"), args.get("per_page"),
-            default_per_page=current_app.config["CONTACTS_PAGE_SIZE"],
-        )
+        query = check(ContactListQuery, args.to_dict())
     except ValidationFailed as exc:
         errors = exc.fields
         page, progress = contacts.ContactPage([], 1, 1, 0), {}
     else:
-        page = contacts.list_contacts(db.session, **filters)
+        page = contacts.list_contacts(db.session, **query.filters(current_app.config["CONTACTS_PAGE_SIZE"]))
         progress = checklist.required_progress(db.session, [c.user_id for c in page.items if c.user_id])
     return respond(
         "crm/_contact_results.html", "crm/contacts.html", status=422 if errors else 200,

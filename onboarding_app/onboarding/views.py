@@ -15,6 +15,7 @@ from .. import checklist, contacts, feed, provisioning
 from ..errors import AutomaticTask, ValidationFailed
 from ..extensions import db
 from ..http_errors import status_for
+from ..schemas import FeedQuery, check
 from ..web import FEED_CHANGED, is_htmx, register_page_blueprint, respond
 
 bp = Blueprint("onboarding", __name__)
@@ -29,10 +30,10 @@ def _feed_page():
     """The feed page asked for by ``?before=`` (the id cursor), newest first."""
     size = current_app.config["FEED_PAGE_SIZE"]
     try:
-        query = feed.parse_feed_query(None, request.args.get("before"), None, default_limit=size)
+        query = check(FeedQuery, {"before": request.args.get("before", "")})
     except ValidationFailed as exc:
         return feed.list_feed(db.session, current_user, limit=size), " ".join(exc.fields.values())
-    return feed.list_feed(db.session, current_user, before=query["before"], limit=query["limit"]), None
+    return feed.list_feed(db.session, current_user, **query.filters(size)), None
 
 
 @bp.get("/dashboard")

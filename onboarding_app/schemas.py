@@ -1,0 +1,442 @@
+"""Where every field rule lives: the pydantic models of what comes in and what goes out.
+
+A rule is written once, as an annotated type (``Email``, ``Name``, ``Role``...), and used by
+every shape that has such a field. The services validate through these models (``check``),
+the JSON API validates and documents itself with them (``api/spec.py``), and the HTML forms
+run the same models (``crm/forms.py``), so every door refuses the same input with the same
+sentence. A refusal is ``ValidationFailed`` with one sentence per field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .errors import ValidationFailed
+from .models import ACCOUNT_ROLES, CONTACT_STATUSES
+
+MAX_ID = 2**31 - 1  # the largest value an INTEGER column holds
+MAX_PER_PAGE = 100
+MAX_FEED_LIMIT = 100
+MAX_EMAIL_LENGTH = 254
+
+# --- turning pydantic's errors into the sentences people read ----------------------------------
+
+# Sentences for the library's own error types; the rules below raise their own sentences.
+_SENTENCES = {
+    "missing": "This field is required.",
+    "extra_forbidden": "Unknown field.",
+    "string_type": "Must be text.",
+    "string_too_short": "This field is required.",
+    "string_too_long": "At most {max_length} characters.",
+    "int_type": "Must be a whole number.",
+    "int_parsing": "Must be a whole number.",
+    "int_parsing_size": "Must be a whole number.",
+    "int_from_float": "Must be a whole number.",
+    "greater_than_equal": "Must be at least {ge}.",
+    "less_than_equal": "Must be at most {le}.",
+    "model_type": "Must be a JSON object.",
+    "model_attributes_type": "Must be a JSON object.",
+}
+
+
+def fields_of(error: ValidationError) -> dict[str, str]:
+    """One sentence per field (the first problem found), keyed by the field's name."""
+    fields: dict[str, str] = {}
+    for problem in error.errors(include_url=False):
+        name = ".".join(str(part) for part in problem["loc"]) or "body"
+        template = _SENTENCES.get(problem["type"])
+        fields.setdefault(name, template.format(**problem.get("ctx", {})) if template else problem["msg"])
+    return fields
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def check(model: type[M], data: Any) -> M:
+    """``data`` as a ``model``, or ``ValidationFailed`` saying what is wrong with each field.
+    An instance of the model was checked when it was made, so it is returned as it is."""
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(fields_of(exc), getattr(model, "refusal", "Some fields are invalid.")) from None
+
+
+# --- the field rules -----------------------------------------------------------------------------
+
+
+def _refuse(kind: str, sentence: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, sentence)
+
+
+def _printable(value: str) -> str:
+    if "\x00" in value:
+        raise _refuse("forbidden_character", "Contains a character that is not allowed.")
+    return value
+
+
+def _blank_if_none(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _text(max_length: int, *, required: bool = False, pattern: tuple[str, str] | None = None,
+          description: str | None = None) -> Any:
+    """Text, trimmed, at most ``max_length`` characters, no NUL; ``null`` counts as empty.
+    ``pattern`` is (regular expression, the sentence that says what it allows)."""
+    rule: list[Any] = [
+        StringConstraints(strip_whitespace=True, min_length=1 if required else None, max_length=max_length,
+                          pattern=pattern[0] if pattern else None),
+        AfterValidator(_printable),
+    ]
+    if pattern:
+        rule.append(WrapValidator(_instead("string_pattern_mismatch", "pattern", pattern[1])))
+    rule += [BeforeValidator(_blank_if_none), Field(description=description)]
+    return Annotated[(str, *rule)]
+
+
+def _instead(error_type: str, kind: str, sentence: str):
+    """A wrap validator saying ``sentence`` where the library would report ``error_type``."""
+
+    def wrap(value: Any, handler):
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            if exc.errors()[0]["type"] == error_type:
+                raise _refuse(kind, sentence) from None
+            raise
+
+    return wrap
+
+
+def _choice(values: tuple[str, ...]) -> Any:
+    """One of ``values``, exactly (letter case included)."""
+    sentence = f"Choose one of: {', '.join(values)}."
+
+    def one_of(value: Any, handler):
+        try:
+            return handler(value)
+        except ValidationError:
+            raise _refuse("choice", sentence) from None
+
+    return Annotated[Literal[values], WrapValidator(one_of)]
+
+
+def normalise_email(value: Any) -> str:
+    """The address checked and lower-cased, or ValueError with a sentence saying what is wrong."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("Enter an email address.")
+    value = value.strip()
+    if len(value) > MAX_EMAIL_LENGTH:
+        raise ValueError(f"An email address has at most {MAX_EMAIL_LENGTH} characters.")
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"Enter a valid email address ({exc}).") from None
+    return checked.normalized.lower()
+
+
+def _email(value: Any) -> str:
+    try:
+        return normalise_email(value)
+    except ValueError as exc:
+        raise _refuse("email", str(exc)) from None
+
+
+Email = Annotated[
+    str,
+    BeforeValidator(_email),
+    Field(max_length=MAX_EMAIL_LENGTH, json_schema_extra={"format": "email"},
+          description="Unique in the CRM whatever its letter case; stored lower-case."),
+]
+Name = _text(200, required=True)
+Company = _text(200)
+Phone = _text(50, pattern=(r"^[0-9+().\-\s/x]*$", "Use digits, spaces and + ( ) - . / x only."))
+SearchText = _text(200, description="Part of the name, email or company, in any letter case.")
+EventType = _text(64, description="Only events of this type.")
+Role = _choice(ACCOUNT_ROLES)
+Status = _choice(CONTACT_STATUSES)
+
+
+def optional(description: str | None = None) -> Any:
+    """A field that may be left out (then ``None``, and not in ``model_fields_set``). Sent as
+    ``null`` it is checked like any other value; the document shows no ``null`` default."""
+    return Field(None, description=description)
+
+
+def _no_null_defaults(schema: dict[str, Any]) -> None:
+    for field in schema.get("properties", {}).values():
+        if "default" in field and field["default"] is None:
+            del field["default"]
+
+
+# --- values in API paths: outside these rules the thing cannot exist, so it is unknown (404) ----
+
+PATH_RULES: dict[str, TypeAdapter] = {
+    "contact_id": TypeAdapter(Annotated[int, Field(ge=1, le=MAX_ID, description="A contact's id.")]),
+    "slug": TypeAdapter(Annotated[str, Field(
+        pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="A task of the caller's checklist, e.g. `accept-terms`.")]),
+}
+
+
+def fits_path(name: str, value: Any) -> bool:
+    try:
+        PATH_RULES[name].validate_python(value, strict=True)
+    except ValidationError:
+        return False
+    return True
+
+
+# --- what comes in -------------------------------------------------------------------------------
+
+
+class Shape(BaseModel):
+    """A request shape: unknown fields are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_null_defaults)
+    refusal: ClassVar[str] = "Some fields are invalid."
+
+
+class ContactCreate(Shape):
+    name: Name
+    email: Email
+    company: Company = ""
+    phone: Phone = ""
+    role: Role = "client"
+
+
+class ContactUpdate(Shape):
+    name: Name = optional()
+    email: Email = optional("Only while no account is linked (else 409 account_linked).")
+    company: Company = optional()
+    phone: Phone = optional()
+    role: Role = optional("Cannot change once the account exists (409 invalid_transition).")
+    status: Status = optional(
+        "Staff moves only: LEAD→QUALIFIED, QUALIFIED→LEAD, LEAD/QUALIFIED→LOST, LOST→LEAD. "
+        "Any other move is 409 invalid_transition."
+    )
+
+
+class Query(BaseModel):
+    """A query string: empty values mean "not given", unknown parameters are ignored."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_no_null_defaults)
+    refusal: ClassVar[str] = "Invalid query."
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_empty(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value != ""}
+        return data
+
+
+class ContactListQuery(Query):
+    refusal: ClassVar[str] = "Invalid filter."
+
+    status: Status = optional("Only contacts in this status.")
+    q: SearchText = ""
+    page: int = Field(1, ge=1, le=100_000, description="Which page, from 1.")
+    per_page: int = Field(None, ge=1, le=MAX_PER_PAGE,
+                          description="Page size (the server's default when left out).")
+
+    def filters(self, default_per_page: int) -> dict[str, Any]:
+        """The keyword arguments of ``contacts.list_contacts``."""
+        return {"status": self.status, "q": self.q, "page": self.page, "per_page": self.per_page or default_per_page}
+
+
+class FeedQuery(Query):
+    refusal: ClassVar[str] = "Invalid feed query."
+
+    type: EventType = ""
+    before: int = Field(None, ge=1, le=2**62,
+                        description="Only events older than this id: the `next_before` of the previous page.")
+    limit: int = Field(None, ge=1, le=MAX_FEED_LIMIT,
+                       description="Page size (the server's default when left out).")
+
+    def filters(self, default_limit: int) -> dict[str, Any]:
+        """The keyword arguments of ``feed.list_feed``."""
+        return {"type": self.type or None, "before": self.before, "limit": self.limit or default_limit}
+
+
+# --- what goes out -------------------------------------------------------------------------------
+
+
+class Out(BaseModel):
+    """A response shape: read from the domain's objects, never from a model's ``__dict__``."""
+
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
+
+
+Timestamp = Annotated[datetime, Field(description="ISO 8601, UTC.")]
+
+
+class Contact(Out):
+    id: int
+    name: str
+    email: str
+    company: str
+    phone: str
+    role: Literal[ACCOUNT_ROLES]
+    status: Literal[CONTACT_STATUSES]
+    user_id: int | None = Field(description="The contact's account, once provisioned.")
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class RequiredProgress(Out):
+    required_total: int = Field(ge=0)
+    required_completed: int = Field(ge=0)
+    complete: bool
+
+
+class ContactDetail(Contact):
+    onboarding: RequiredProgress | None = Field(
+        None, exclude_if=lambda value: value is None, description="Present once the contact has an account."
+    )
+
+
+class ContactPage(Out):
+    items: list[Contact]
+    page: int = Field(ge=1)
+    per_page: int = Field(ge=1)
+    total: int = Field(ge=0)
+
+
+class Provisioned(Out):
+    user_id: int
+    email: str
+
+
+class Task(Out):
+    slug: str
+    title: str
+    description: str
+    required: bool
+    position: int
+    completed: bool
+    completed_at: Timestamp | None
+
+    @classmethod
+    def of(cls, state: Any) -> Task:
+        """From ``checklist.TaskState``: the task and the user's progress on it."""
+        task = state.task
+        return cls(slug=task.slug, title=task.title, description=task.description, required=task.required,
+                   position=task.position, completed=state.completed, completed_at=state.completed_at)
+
+
+ContactStatusOrNone = Annotated[
+    Literal[CONTACT_STATUSES] | None,
+    Field(description="The status of the user's contact; null for a user without one."),
+]
+
+
+class Onboarding(Out):
+    tasks: list[Task]
+    required_total: int = Field(ge=0)
+    required_completed: int = Field(ge=0)
+    complete: bool
+    status: ContactStatusOrNone
+
+    @classmethod
+    def of(cls, state: Any) -> Onboarding:
+        """From ``checklist.OnboardingState``."""
+        return cls(tasks=[Task.of(t) for t in state.tasks], required_total=state.required_total,
+                   required_completed=state.required_completed, complete=state.complete, status=state.status)
+
+
+class TaskCompletion(Out):
+    task: Task
+    complete: bool = Field(description="Every required task is done.")
+    status: ContactStatusOrNone
+
+    @classmethod
+    def of(cls, result: Any) -> TaskCompletion:
+        """From ``provisioning.TaskCompletion``."""
+        return cls(task=Task.of(result.task), complete=result.complete, status=result.status)
+
+
+class FeedEvent(Out):
+    id: int
+    type: str = Field(examples=["onboarding.account.provisioned"])
+    created_at: Timestamp
+    actor_id: int | None = Field(description="Null for the system.")
+    contact_id: int | None
+    user_id: int | None
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: Any) -> FeedEvent:
+        return cls(id=event.id, type=event.type, created_at=event.created_at, actor_id=event.actor_id,
+                   contact_id=event.contact_id, user_id=event.user_id, data=event.payload or {})
+
+
+class FeedPage(Out):
+    items: list[FeedEvent]
+    next_before: int | None = Field(description="Pass as `before` for the next page; null on the last.")
+
+    @classmethod
+    def of(cls, page: Any) -> FeedPage:
+        """From ``feed.FeedPage``."""
+        return cls(items=[FeedEvent.of(e) for e in page.items], next_before=page.next_before)
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Stable, snake_case: for scripts.")
+    message: str = Field(description="A sentence for people.")
+    fields: dict[str, str] | None = Field(
+        None, exclude_if=lambda value: value is None, description="422 only: what is wrong with each field."
+    )
+
+
+class Error(BaseModel):
+    """Every refusal: ``{"error": {"code", "message"}}``."""
+
+    error: ErrorDetail
+
+
+class InvalidFieldsDetail(ErrorDetail):
+    code: Literal["invalid_fields"]
+    fields: dict[str, str] = Field(description="What is wrong with each field.")
+
+
+class InvalidFields(BaseModel):
+    """422: ``fields`` says what is wrong with each field or filter."""
+
+    error: InvalidFieldsDetail
+
+
+class AlreadyProvisionedDetail(BaseModel):
+    code: Literal["already_provisioned"]
+    message: str
+
+
+class AlreadyProvisioned(BaseModel):
+    user_id: int = Field(description="The account the contact already has.")
+    email: str
+    error: AlreadyProvisionedDetail
+
+
+class ProvisionConflict(RootModel[AlreadyProvisioned | Error]):
+    """409 on provisioning: the account the contact already has, or another conflict."""
+
+
+class OpenApiDocument(RootModel[dict[str, Any]]):
+    """The OpenAPI 3.1 document."""
