@@ -36,8 +36,8 @@ WRITE_BUDGET = 10
 # for all its rows), the outbox, the feed event; then, after the commit, the delivery of the
 # welcome email (claim, issue the temporary password, render, mark sent).
 # (+ the webhook fan-out; tests run the worker's jobs at once, so the delivery is counted too:
-# claim, issue the password, render, mark sent).
-PROVISION_BUDGET = 20
+# claim (PostgreSQL: a SKIP LOCKED read first), issue the password, render, mark sent).
+PROVISION_BUDGET = 21
 STATUSES = ("ONBOARDING", "QUALIFIED", "LEAD", "LOST", "ACTIVE")  # the first 3 include an account
 
 
