@@ -160,8 +160,8 @@ def main() -> None:
         # 3. one worker delivers webhooks to a local receiver
         receiver, got = _receiver()
         with app.app_context():
-            webhooks.create_endpoint(db.session, url=f"http://127.0.0.1:{receiver.server_address[1]}/hook",
-                                     events=["*"])
+            webhooks.create_endpoint(
+                db.session, {"url": f"http://127.0.0.1:{receiver.server_address[1]}/hook", "events": ["*"]})
             for i in range(WEBHOOK_EVENTS):
                 run_in_transaction(db.session, lambda: feed.record(
                     db.session, feed.EVENT_CONTACT_UPDATED, data={"fields": ["phone"], "n": i}))

@@ -29,7 +29,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .errors import ValidationFailed
-from .models import ACCOUNT_ROLES, CONTACT_STATUSES
+from .feed import SENTENCES
+from .models import ACCOUNT_ROLES, CONTACT_STATUSES, DELIVERY_STATUSES
 
 MAX_ID = 2**31 - 1  # the largest value an INTEGER column holds
 MAX_PER_PAGE = 100
@@ -191,6 +192,7 @@ def _no_null_defaults(schema: dict[str, Any]) -> None:
 
 PATH_RULES: dict[str, TypeAdapter] = {
     "contact_id": TypeAdapter(Annotated[int, Field(ge=1, le=MAX_ID, description="A contact's id.")]),
+    "endpoint_id": TypeAdapter(Annotated[int, Field(ge=1, le=MAX_ID, description="A webhook endpoint's id.")]),
     "slug": TypeAdapter(Annotated[str, Field(
         pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="A task of the caller's checklist, e.g. `accept-terms`.")]),
 }
@@ -440,3 +442,73 @@ class ProvisionConflict(RootModel[AlreadyProvisioned | Error]):
 
 class OpenApiDocument(RootModel[dict[str, Any]]):
     """The OpenAPI 3.1 document."""
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+ALL_EVENTS = "*"
+WEBHOOK_EVENT_TYPES = (ALL_EVENTS, *sorted(SENTENCES))
+WebhookEvent = _choice(WEBHOOK_EVENT_TYPES)
+
+
+class WebhookCreate(Shape):
+    url: str = Field(max_length=2000, description=(
+        "Where events are POSTed: https:// in production; never a loopback, private, link-local or "
+        "multicast address (unless WEBHOOK_ALLOW_PRIVATE_HOSTS)."))
+    events: list[WebhookEvent] = Field(min_length=1, max_length=len(WEBHOOK_EVENT_TYPES),
+                                       description='Event types, or ["*"] for every event.')
+    description: _text(500) = ""
+
+    @model_validator(mode="after")
+    def _url_is_text(self) -> WebhookCreate:
+        _printable(self.url)
+        return self
+
+
+class Webhook(Out):
+    id: int
+    url: str
+    events: list[str]
+    description: str
+    active: bool
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, endpoint: Any) -> Webhook:
+        return cls(id=endpoint.id, url=endpoint.url, events=endpoint.event_types, description=endpoint.description,
+                   active=endpoint.active, created_at=endpoint.created_at)
+
+
+class WebhookCreated(Webhook):
+    secret: str = Field(description="`whsec_` + base64: signs every delivery. Shown only in this answer.")
+
+
+class WebhookList(Out):
+    items: list[Webhook]
+
+
+class WebhookDelivery(Out):
+    id: int
+    event_type: str
+    status: Literal[DELIVERY_STATUSES]
+    attempts: int = Field(ge=0)
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
+
+    @classmethod
+    def of(cls, delivery: Any) -> WebhookDelivery:
+        return cls(id=delivery.id, event_type=delivery.event.type, status=delivery.status,
+                   attempts=delivery.attempts, last_status_code=delivery.last_status_code,
+                   last_error=delivery.last_error,
+                   next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,
+                   delivered_at=delivery.delivered_at)
+
+
+class WebhookDeliveries(Out):
+    items: list[WebhookDelivery]
+
+
+class Queued(Out):
+    queued: bool = True

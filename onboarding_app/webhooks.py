@@ -23,7 +23,7 @@ from sqlalchemy import func, insert, literal, or_, select
 from sqlalchemy.orm import Session, joinedload
 from standardwebhooks.webhooks import Webhook
 
-from . import feed, jobs, leases
+from . import feed, jobs, leases, schemas
 from .errors import ValidationFailed
 from .models import FeedEvent, User, WebhookDelivery, WebhookEndpoint, utcnow
 from .transactions import get_or_404, run_in_transaction
@@ -31,9 +31,7 @@ from .transactions import get_or_404, run_in_transaction
 log = logging.getLogger(__name__)
 
 JOB_DELIVER = "deliver_webhook"
-ALL_EVENTS = "*"
-MAX_URL_LENGTH = 2000
-MAX_DESCRIPTION_LENGTH = 500
+ALL_EVENTS = schemas.ALL_EVENTS
 
 
 # --- where a URL may point --------------------------------------------------------------------
@@ -88,39 +86,29 @@ class NewEndpoint:
 
 def known_event_types() -> list[str]:
     """What an endpoint can subscribe to: every event type the feed names."""
-    return sorted(feed.SENTENCES)
+    return [t for t in schemas.WEBHOOK_EVENT_TYPES if t != ALL_EVENTS]
 
 
-def create_endpoint(
-    session: Session, *, url: Any, events: Any, description: Any = "", actor: User | None = None
-) -> NewEndpoint:
-    fields: dict[str, str] = {}
-    if not isinstance(url, str) or not url.strip() or len(url) > MAX_URL_LENGTH or "\x00" in url:
-        fields["url"] = f"Enter a URL of at most {MAX_URL_LENGTH} characters."
-    else:
-        url = url.strip()
-        problem = _check_url(url)
-        if problem:
-            fields["url"] = problem
-    known = set(known_event_types())
-    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
-        fields["events"] = 'Give a list of event types, or ["*"] for every event.'
-    elif ALL_EVENTS not in events and not set(events) <= known:
-        unknown = sorted(set(events) - known)
-        fields["events"] = f"Unknown event types: {', '.join(unknown)[:300]}."
-    if description is None:
-        description = ""
-    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH or "\x00" in description:
-        fields["description"] = f"At most {MAX_DESCRIPTION_LENGTH} characters of text."
-    if fields:
-        raise ValidationFailed(fields)
+def create_endpoint(session: Session, data: Any, *, actor: User | None = None) -> NewEndpoint:
+    """A new endpoint from ``schemas.WebhookCreate`` (or a dict of its fields). The URL must
+    resolve, and only to public addresses (``WEBHOOK_ALLOW_PRIVATE_HOSTS`` lifts that)."""
+    try:
+        values = schemas.check(schemas.WebhookCreate, data)
+    except ValidationFailed as exc:  # say what is wrong with the URL too, not only its shape
+        url = data.get("url") if isinstance(data, dict) else None
+        if "url" not in exc.fields and isinstance(url, str) and (problem := _check_url(url.strip())):
+            exc.fields["url"] = problem
+        raise
+    problem = _check_url(values.url.strip())
+    if problem:
+        raise ValidationFailed({"url": problem})
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    subscribed = [ALL_EVENTS] if ALL_EVENTS in events else sorted(set(events))
+    subscribed = [ALL_EVENTS] if ALL_EVENTS in values.events else sorted(set(values.events))
 
     def work() -> WebhookEndpoint:
         endpoint = WebhookEndpoint(
-            url=url, secret=secret, events=f" {' '.join(subscribed)} ", description=description.strip(),
-            active=True, created_by=actor.id if actor else None,
+            url=values.url.strip(), secret=secret, events=f" {' '.join(subscribed)} ",
+            description=values.description, active=True, created_by=actor.id if actor else None,
         )
         session.add(endpoint)
         session.flush()
@@ -153,7 +141,7 @@ def list_deliveries(session: Session, endpoint_id: int, *, limit: int = 50) -> l
     get_endpoint(session, endpoint_id)
     return list(session.execute(
         select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
-        .order_by(WebhookDelivery.id.desc()).limit(limit)
+        .options(joinedload(WebhookDelivery.event)).order_by(WebhookDelivery.id.desc()).limit(limit)
     ).scalars())
 
 

@@ -13,9 +13,11 @@ from datetime import datetime
 import pytest
 from sqlalchemy import func, select
 
-from onboarding_app import accounts, contacts
+from onboarding_app import accounts, contacts, webhooks
 from onboarding_app.extensions import db
-from onboarding_app.models import ApiToken, Contact, FeedEvent, OnboardingProgress, OutboundEmail, User
+from onboarding_app.models import (
+    ApiToken, Contact, FeedEvent, OnboardingProgress, OutboundEmail, User, WebhookEndpoint,
+)
 
 from .conftest import USER_PASSWORD
 
@@ -37,7 +39,14 @@ USER_ROUTES = [
     ("POST", "/onboarding/complete/accept-terms", None),
     ("GET", "/feed", None),
 ]
-ALL_ROUTES = STAFF_ROUTES + USER_ROUTES
+ADMIN_ROUTES = [
+    ("GET", "/webhooks", None),
+    ("POST", "/webhooks", {"url": "http://127.0.0.1:9/hooks", "events": ["*"]}),
+    ("GET", "/webhooks/{endpoint_id}/deliveries", None),
+    ("POST", "/webhooks/{endpoint_id}/test", None),
+    ("DELETE", "/webhooks/{endpoint_id}", None),
+]
+ALL_ROUTES = STAFF_ROUTES + USER_ROUTES + ADMIN_ROUTES
 
 
 def _route_id(route) -> str:
@@ -79,6 +88,9 @@ class Api:
     def patch(self, path, body=None, **kwargs):
         return self("PATCH", path, body, **kwargs)
 
+    def delete(self, path, **kwargs):
+        return self("DELETE", path, **kwargs)
+
 
 @dataclass
 class Member:
@@ -93,7 +105,7 @@ def snapshot(app) -> dict:
     with app.app_context():
         counts = {
             model.__tablename__: db.session.scalar(select(func.count()).select_from(model))
-            for model in (Contact, User, FeedEvent, OutboundEmail, OnboardingProgress, ApiToken)
+            for model in (Contact, User, FeedEvent, OutboundEmail, OnboardingProgress, ApiToken, WebhookEndpoint)
         }
         rows = db.session.execute(
             select(Contact.id, Contact.name, Contact.email, Contact.company, Contact.phone, Contact.role,
@@ -737,10 +749,14 @@ def test_feed_bad_query_is_422(api):
 
 
 @pytest.fixture
-def route_args(make):
-    """Fill a route's path: a QUALIFIED contact for the staff routes."""
+def route_args(make, app):
+    """Fill a route's path: a QUALIFIED contact for the staff routes, an endpoint for the
+    admin routes."""
     contact_id = make.contact("QUALIFIED", email="target@example.com")
-    return lambda path: path.format(contact_id=contact_id)
+    app.config["WEBHOOK_ALLOW_PRIVATE_HOSTS"] = True
+    with app.app_context():
+        endpoint_id = webhooks.create_endpoint(db.session, {"url": "http://127.0.0.1:9/x", "events": ["*"]}).endpoint.id
+    return lambda path: path.format(contact_id=contact_id, endpoint_id=endpoint_id)
 
 
 @pytest.fixture
@@ -857,6 +873,62 @@ def test_session_user_can_read_the_api(client, staff, make):
     make.contact("LEAD")
     response = client.get(f"{API}/crm/contacts")
     assert response.status_code == 200 and response.get_json()["total"] == 1
+
+
+@pytest.mark.parametrize("route", ADMIN_ROUTES, ids=_route_id)
+def test_admin_routes_refuse_staff_and_accept_admins(client, app, make, route, route_args):
+    method, path, body = route
+    make.user("staff", email="plain-staff@example.com")
+    make.user("admin", email="root@example.com")
+    path = route_args(path)
+    staff_api, admin_api = Api(client, token_for(app, "plain-staff@example.com")), Api(client, token_for(app, "root@example.com"))
+    before = snapshot(app)
+    assert_error(staff_api(method, path, body), 403, "forbidden")
+    assert snapshot(app) == before
+    response = admin_api(method, path, body)
+    assert response.status_code in (200, 201, 202, 204), response.get_json()
+
+
+def test_webhook_api_creates_lists_and_deletes_an_endpoint(client, app, make):
+    make.user("admin", email="root@example.com")
+    api = Api(client, token_for(app, "root@example.com"))
+    app.config["WEBHOOK_ALLOW_PRIVATE_HOSTS"] = True
+    created = api.post("/webhooks", {"url": "http://127.0.0.1:9/in", "events": ["onboarding.completed"],
+                                     "description": "CRM sync"})
+    assert created.status_code == 201
+    body = created.get_json()
+    assert body["secret"].startswith("whsec_") and body["events"] == ["onboarding.completed"] and body["active"]
+    listed = api.get("/webhooks").get_json()["items"]
+    assert [e["id"] for e in listed] == [body["id"]] and "secret" not in listed[0]
+    assert api.post(f"/webhooks/{body['id']}/test").status_code == 202
+    deliveries = api.get(f"/webhooks/{body['id']}/deliveries").get_json()["items"]
+    assert deliveries[0]["event_type"] == "webhook.test" and deliveries[0]["attempts"] == 1
+    assert deliveries[0]["status"] == "pending" and deliveries[0]["last_error"]  # nothing listens on port 9
+    assert api.delete(f"/webhooks/{body['id']}").status_code == 204
+    for method, path in (("DELETE", ""), ("GET", "/deliveries"), ("POST", "/test")):
+        assert_error(api(method, f"/webhooks/{body['id']}{path}"), 404)
+    assert_error(api.get("/webhooks/99999999999/deliveries"), 404)
+
+
+@pytest.mark.parametrize("body", [
+    {"url": "http://127.0.0.1:9/x", "events": ["*"]},  # private, not allowed here
+    {"url": "ftp://example.org/x", "events": ["*"]},
+    {"url": "https://93.184.215.14/x", "events": "onboarding.completed"},
+    {"url": "https://93.184.215.14/x", "events": []},
+    {"url": "https://93.184.215.14/x", "events": ["no.such.event"]},
+    {"url": "https://93.184.215.14/x", "events": ["*"], "secret": "mine"},
+    {"url": 5, "events": ["*"]},
+    {"events": ["*"]},
+])
+def test_webhook_api_refuses_bad_endpoints_and_stores_nothing(client, app, make, body):
+    make.user("admin", email="root@example.com")
+    api = Api(client, token_for(app, "root@example.com"))
+    before = snapshot(app)
+    response = api.post("/webhooks", body)
+    error = assert_error(response, 422, "invalid_fields")
+    assert error["fields"]
+    assert snapshot(app) == before
+    assert api.get("/webhooks").get_json()["items"] == []
 
 
 def test_cookie_only_unsafe_request_without_csrf_token_is_refused(client, app, staff, route_args):

@@ -260,7 +260,7 @@ def private_ok(app):
 
 
 def test_events_reach_a_receiver_signed_per_standard_webhooks(app, make, session, receiver, private_ok):
-    new = webhooks.create_endpoint(session, url=receiver.url, events=["onboarding.account.provisioned"])
+    new = webhooks.create_endpoint(session, {"url": receiver.url, "events": ["onboarding.account.provisioned"]})
     receiver.secret = new.secret
     assert new.secret.startswith("whsec_") and len(new.secret) > 40
     contact_id = make.contact("QUALIFIED", email="ada@example.com")
@@ -278,7 +278,7 @@ def test_events_reach_a_receiver_signed_per_standard_webhooks(app, make, session
 
 def test_a_failing_receiver_gets_retries_with_the_same_id_until_it_accepts(app, make, session, receiver, private_ok):
     receiver.plan = [500, 503]
-    new = webhooks.create_endpoint(session, url=receiver.url, events=["*"])
+    new = webhooks.create_endpoint(session, {"url": receiver.url, "events": ["*"]})
     receiver.secret = new.secret
     event_id = feed.record(session, feed.EVENT_CONTACT_CREATED, data={"name": "X"}).id
     session.commit()  # outside a use case: deliver by hand below
@@ -295,7 +295,7 @@ def test_a_failing_receiver_gets_retries_with_the_same_id_until_it_accepts(app, 
 
 def test_a_hanging_receiver_costs_the_timeout_and_is_retried_then_failed(app, make, session, receiver, private_ok):
     receiver.plan = ["hang", "hang", 500, 500]
-    new = webhooks.create_endpoint(session, url=receiver.url, events=["*"])
+    new = webhooks.create_endpoint(session, {"url": receiver.url, "events": ["*"]})
     receiver.secret = new.secret
     webhooks.send_test(session, new.endpoint.id)  # attempt 1 hangs: about WEBHOOK_TIMEOUT
     delivery_id = session.execute(select(WebhookDelivery.id)).scalar_one()
@@ -318,7 +318,7 @@ def test_a_hanging_receiver_costs_the_timeout_and_is_retried_then_failed(app, ma
 ])
 def test_webhook_urls_that_point_inside_are_refused_and_nothing_is_stored(app, session, url):
     with pytest.raises(ValidationFailed) as refused:
-        webhooks.create_endpoint(session, url=url, events=["*"])
+        webhooks.create_endpoint(session, {"url": url, "events": ["*"]})
     assert "url" in refused.value.fields
     assert webhooks.list_endpoints(session) == []
 
@@ -326,13 +326,13 @@ def test_webhook_urls_that_point_inside_are_refused_and_nothing_is_stored(app, s
 @pytest.mark.parametrize("events", [None, "onboarding.completed", [], [1], ["no.such.event"]])
 def test_webhook_events_must_be_a_list_of_known_types(app, session, events):
     with pytest.raises(ValidationFailed) as refused:
-        webhooks.create_endpoint(session, url="https://93.184.215.14/hooks", events=events)
-    assert set(refused.value.fields) == {"events"}
+        webhooks.create_endpoint(session, {"url": "https://93.184.215.14/hooks", "events": events})
+    assert {name.split(".")[0] for name in refused.value.fields} == {"events"}
 
 
 def test_private_hosts_are_allowed_when_configured_and_redirects_are_not_followed(app, session, receiver, private_ok):
     receiver.plan = [302] * 4
-    new = webhooks.create_endpoint(session, url=receiver.url, events=["*"])
+    new = webhooks.create_endpoint(session, {"url": receiver.url, "events": ["*"]})
     receiver.secret = new.secret
     webhooks.send_test(session, new.endpoint.id)
     delivery_id = session.execute(select(WebhookDelivery.id)).scalar_one()
@@ -344,7 +344,7 @@ def test_private_hosts_are_allowed_when_configured_and_redirects_are_not_followe
 
 
 def test_deleting_an_endpoint_removes_it_and_its_deliveries(app, session, receiver, private_ok):
-    new = webhooks.create_endpoint(session, url=receiver.url, events=["*"])
+    new = webhooks.create_endpoint(session, {"url": receiver.url, "events": ["*"]})
     receiver.secret = new.secret
     webhooks.send_test(session, new.endpoint.id)
     webhooks.delete_endpoint(session, new.endpoint.id)

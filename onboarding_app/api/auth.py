@@ -78,7 +78,7 @@ def rate_limit_value() -> str:
     return current_app.config["API_RATE_LIMIT"]
 
 
-def _authenticate(staff: bool) -> User:
+def _authenticate(staff: bool, admin: bool = False) -> User:
     who = caller()
     if who.user is None:
         if who.bad_token:
@@ -91,6 +91,8 @@ def _authenticate(staff: bool) -> User:
         raise ApiError(403, "password_change_required", "Set your own password first.")
     if staff and not who.user.is_staff:
         raise ApiError(403, "forbidden", "This is for staff only.")
+    if admin and who.user.role != "admin":
+        raise ApiError(403, "forbidden", "This is for admins only.")
     if who.via == "session" and request.method not in SAFE_METHODS:
         csrf.protect()  # raises CSRFError, answered as 400 csrf_failed
     return who.user
@@ -112,5 +114,15 @@ def staff_only(view: Callable) -> Callable:
     @wraps(view)
     def guarded(*args, **kwargs):
         return view(*args, user=_authenticate(staff=True), **kwargs)
+
+    return guarded
+
+
+def admin_only(view: Callable) -> Callable:
+    """Admins; the view receives the user as ``user``."""
+
+    @wraps(view)
+    def guarded(*args, **kwargs):
+        return view(*args, user=_authenticate(staff=True, admin=True), **kwargs)
 
     return guarded

@@ -49,6 +49,12 @@ def contact_id(value: int) -> int:
     return value
 
 
+def endpoint_id(value: int) -> int:
+    if not fits_path("endpoint_id", value):
+        raise NotFound(f"Webhook endpoint {value} does not exist.")
+    return value
+
+
 def task_slug(slug: str) -> str:
     """A slug that could be in a checklist; anything else cannot be, so it is unknown."""
     if not fits_path("slug", slug):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, url_for
 
-from .. import checklist, contacts, feed, provisioning, schemas
+from .. import checklist, contacts, feed, provisioning, schemas, webhooks
 from ..extensions import csrf, db, limiter
 from . import errors, parsing
-from .auth import rate_limit_key, rate_limit_value, signed_in, staff_only
+from .auth import admin_only, rate_limit_key, rate_limit_value, signed_in, staff_only
 from .spec import document, operation
 
 bp = Blueprint("api", __name__)
@@ -141,6 +141,64 @@ def list_feed(user, query: schemas.FeedQuery):
     Staff see every event; anyone else only the events about their own account."""
     page = feed.list_feed(db.session, user, **query.filters(current_app.config["FEED_PAGE_SIZE"]))
     return schemas.FeedPage.of(page)
+
+
+WEBHOOK = "/webhooks/<int:endpoint_id>"
+
+
+@bp.get("/webhooks")
+@admin_only
+@operation(tags=("webhooks",), HTTP_200=(schemas.WebhookList, "Every endpoint (never their secrets)."))
+def list_webhooks(user):
+    """The webhook endpoints.
+
+    Admins only."""
+    return schemas.WebhookList(items=[schemas.Webhook.of(e) for e in webhooks.list_endpoints(db.session)])
+
+
+@bp.post("/webhooks")
+@admin_only
+@operation(400, 413, 422, tags=("webhooks",),
+           HTTP_201=(schemas.WebhookCreated, "The endpoint, with its signing secret (shown only now)."))
+def create_webhook(user, json: schemas.WebhookCreate):
+    """Register an endpoint for feed events, signed per Standard Webhooks.
+
+    Admins only. The URL must resolve to public addresses only (https:// in production)."""
+    new = webhooks.create_endpoint(db.session, json, actor=user)
+    return schemas.WebhookCreated(**schemas.Webhook.of(new.endpoint).model_dump(), secret=new.secret), 201
+
+
+@bp.delete(WEBHOOK)
+@admin_only
+@operation(400, 404, tags=("webhooks",), HTTP_204=None)
+def delete_webhook(user, endpoint_id: int):
+    """Delete an endpoint and its deliveries; nothing more is sent to it.
+
+    Admins only."""
+    webhooks.delete_endpoint(db.session, parsing.endpoint_id(endpoint_id))
+    return "", 204
+
+
+@bp.get(f"{WEBHOOK}/deliveries")
+@admin_only
+@operation(404, tags=("webhooks",), HTTP_200=(schemas.WebhookDeliveries, "The newest deliveries first."))
+def list_webhook_deliveries(user, endpoint_id: int):
+    """An endpoint's recent deliveries with their state.
+
+    Admins only."""
+    deliveries = webhooks.list_deliveries(db.session, parsing.endpoint_id(endpoint_id))
+    return schemas.WebhookDeliveries(items=[schemas.WebhookDelivery.of(d) for d in deliveries])
+
+
+@bp.post(f"{WEBHOOK}/test")
+@admin_only
+@operation(400, 404, tags=("webhooks",), HTTP_202=(schemas.Queued, "A `webhook.test` event is on its way."))
+def test_webhook(user, endpoint_id: int):
+    """Send a `webhook.test` event to this endpoint, whatever it subscribes to.
+
+    Admins only."""
+    webhooks.send_test(db.session, parsing.endpoint_id(endpoint_id), actor=user)
+    return schemas.Queued(), 202
 
 
 @bp.get("/openapi.json")

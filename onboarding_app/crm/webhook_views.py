@@ -42,9 +42,10 @@ def add_webhook():
         "description": request.form.get("description", ""),
     }
     try:
-        new = webhooks.create_endpoint(db.session, **values, actor=current_user)
+        new = webhooks.create_endpoint(db.session, values, actor=current_user)
     except ValidationFailed as exc:
-        return _page(422, field_errors=exc.fields, values=values)
+        # A list's item ("events.0") is shown next to the list.
+        return _page(422, field_errors={name.split(".")[0]: text for name, text in exc.fields.items()}, values=values)
     return _page(201, new_secret=new.secret, new_endpoint=new.endpoint)
 
 
