@@ -1,22 +1,27 @@
 """Every CLI command, through app.test_cli_runner()."""
 
+from argon2 import Type, extract_parameters
 from sqlalchemy import func, select
 
 from onboarding_app import accounts, checklist
 from onboarding_app.models import ApiToken, Contact, FeedEvent, OutboundEmail, User
-from onboarding_app.security import hash_api_token
+from onboarding_app.security import hash_api_token, verify_password
 
 from .conftest import STAFF_PASSWORD
 
 
-def test_users_create(runner, session):
+def test_users_create(runner, session, app):
     result = runner.invoke(args=["users", "create", "Sam@Example.com", "--role", "staff",
                                  "--password", STAFF_PASSWORD, "--name", "Sam Staff"])
     assert result.exit_code == 0, result.output
     assert "Created staff sam@example.com" in result.output
     user = session.execute(select(User)).scalar_one()
     assert (user.email, user.role, user.name) == ("sam@example.com", "staff", "Sam Staff")
-    assert user.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    params = extract_parameters(user.password_hash)
+    assert (params.type, params.time_cost, params.memory_cost, params.parallelism) == (
+        Type.ID, app.config["ARGON2_TIME_COST"], app.config["ARGON2_MEMORY_COST_KIB"], app.config["ARGON2_PARALLELISM"])
+    assert verify_password(user.password_hash, STAFF_PASSWORD)
+    assert not verify_password(user.password_hash, STAFF_PASSWORD + "x")
 
 
 def test_users_create_refuses_bad_input(runner, session):

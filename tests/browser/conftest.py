@@ -77,7 +77,10 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         # Links in emails point here, as APP_BASE_URL does in production.
         app.config["APP_BASE_URL"] = self.url
-        self.thread = threading.Thread(target=self.server.serve_forever, name="live-server", daemon=True)
+        # A short poll interval: shutdown() waits for the serving loop's next poll.
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="live-server", daemon=True
+        )
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
