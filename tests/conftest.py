@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from flask_migrate import upgrade
 from jinja2 import BytecodeCache
+from selectolax.lexbor import LexborHTMLParser
 
 from onboarding_app import create_app
 from onboarding_app.extensions import db
@@ -375,12 +376,92 @@ def runner(app):
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def csrf_token_from(html: str) -> str:
-    found = re.search(r'name="csrf-token" content="([^"]+)"', html) or re.search(
-        r'name="csrf_token"[^>]*value="([^"]+)"', html
-    )
-    assert found, "no CSRF token on the page"
-    return found.group(1)
+def squash(text: str) -> str:
+    """Text as a reader sees it: runs of whitespace (line breaks, indentation) as one space."""
+    return " ".join(text.split())
+
+
+class Html:
+    """A page or an htmx fragment, parsed. Tests select elements (by id, role, name, label)
+    and read their text and attributes instead of matching markup, so a reordered attribute or
+    a wrapped line changes nothing while a missing element or a wrong value still fails."""
+
+    def __init__(self, source) -> None:
+        self.source = source.get_data(as_text=True) if hasattr(source, "get_data") else source
+        self.tree = LexborHTMLParser(self.source)
+
+    @property
+    def is_document(self) -> bool:
+        """A whole page rather than a fragment for htmx to swap in. The parser puts a fragment
+        in an invented <html><head><body>; only a page has a head with a title."""
+        return self.tree.css_first("head > title") is not None
+
+    @property
+    def top(self) -> list:
+        """The fragment's top-level elements: what htmx swaps in (the first) and out of band."""
+        return [node for node in self.tree.body.iter()] if self.tree.body else []
+
+    def all(self, selector: str) -> list:
+        return self.tree.css(selector)
+
+    def one(self, selector: str):
+        """The only element matching ``selector``; fails when there is none or several."""
+        found = self.tree.css(selector)
+        assert len(found) == 1, f"{len(found)} elements match {selector!r}"
+        return found[0]
+
+    def has(self, selector: str) -> bool:
+        return self.tree.css_first(selector) is not None
+
+    def text(self, selector: str | None = None) -> str:
+        """The squashed text of the element ``selector`` matches (exactly one), or of the body."""
+        node = self.one(selector) if selector else self.tree.body
+        return squash(node.text(deep=True)) if node is not None else ""
+
+    def texts(self, selector: str) -> list[str]:
+        return [squash(node.text(deep=True)) for node in self.tree.css(selector)]
+
+    def attr(self, selector: str, name: str) -> str | None:
+        return self.one(selector).attributes.get(name)
+
+    def buttons(self, selector: str = "body") -> list[str]:
+        """The labels of the buttons inside ``selector``."""
+        return [squash(node.text(deep=True)) for node in self.tree.css(f"{selector} button")]
+
+    def label(self, field_id: str) -> str:
+        return self.text(f'label[for="{field_id}"]')
+
+    def field_error(self, field_id: str) -> str:
+        """The error shown under a form field, which the field points to (aria-describedby)."""
+        field = self.one(f"#{field_id}")
+        assert field.attributes.get("aria-invalid") == "true", f"{field_id} is not marked invalid"
+        assert field.attributes.get("aria-describedby") == f"{field_id}-error"
+        return self.text(f"#{field_id}-error")
+
+    def field_errors(self) -> dict[str, str]:
+        """Every error under a form field, by field: the forms macro's ``#NAME-error``."""
+        return {
+            node.id.removesuffix("-error"): squash(node.text(deep=True))
+            for node in self.tree.css("small.field-error")
+        }
+
+    def alerts(self) -> list[str]:
+        return self.texts('[role="alert"]')
+
+
+def parse(response) -> Html:
+    """A test-client response (or a string of HTML), parsed."""
+    return Html(response)
+
+
+def csrf_token_from(page) -> str:
+    """The CSRF token of a page: its <meta name="csrf-token">, else a form's hidden field."""
+    html = page if isinstance(page, Html) else Html(page)
+    for selector, attribute in (('meta[name="csrf-token"]', "content"), ('input[name="csrf_token"]', "value")):
+        node = html.tree.css_first(selector)
+        if node is not None and node.attributes.get(attribute):
+            return node.attributes[attribute]
+    raise AssertionError("no CSRF token on the page")
 
 
 class Factory:
@@ -441,7 +522,7 @@ class Auth:
         self.client = client
 
     def csrf(self, path: str = "/login") -> str:
-        return csrf_token_from(self.client.get(path).get_data(as_text=True))
+        return csrf_token_from(self.client.get(path))
 
     def login(self, email: str, password: str = STAFF_PASSWORD, follow: bool = False):
         token = self.csrf("/login")

@@ -8,17 +8,19 @@ import pytest
 from onboarding_app.extensions import db
 from onboarding_app.models import User, utcnow
 
-from .conftest import NEW_PASSWORD, STAFF_PASSWORD, USER_PASSWORD, csrf_token_from
+from .conftest import NEW_PASSWORD, STAFF_PASSWORD, USER_PASSWORD, csrf_token_from, parse
 
 
 def test_login_page_has_the_labelled_form(client):
     response = client.get("/login")
-    html = response.get_data(as_text=True)
+    page = parse(response)
     assert response.status_code == 200
-    assert '<label for="email">Email</label>' in html
-    assert '<label for="password">Password</label>' in html
-    assert ">Sign in</button>" in html
-    assert 'name="csrf_token"' in html
+    form = page.one("main form")
+    assert form.attributes["method"] == "post"
+    assert page.label("email") == "Email" and page.attr("main form #email", "name") == "email"
+    assert page.label("password") == "Password" and page.attr("main form #password", "type") == "password"
+    assert page.buttons("main form") == ["Sign in"]
+    assert form.css_first('input[type="hidden"][name="csrf_token"]').attributes["value"]
 
 
 def test_staff_signs_in_and_reaches_the_dashboard(make, auth, client):
@@ -35,9 +37,8 @@ def test_staff_signs_in_and_reaches_the_dashboard(make, auth, client):
 def test_refused_sign_in_does_not_reveal_whether_the_email_exists(make, auth, client, email, password):
     make.user("staff", email="sam@example.com")
     response = auth.login(email, password)
-    html = response.get_data(as_text=True)
     assert response.status_code == 401
-    assert "Wrong email or password." in html
+    assert parse(response).alerts() == ["Wrong email or password."]
     assert client.get("/dashboard").status_code == 302
 
 
@@ -51,7 +52,7 @@ def test_sign_in_without_csrf_token_is_refused(make, client):
     make.user("staff", email="sam@example.com")
     response = client.post("/login", data={"email": "sam@example.com", "password": STAFF_PASSWORD})
     assert response.status_code == 400
-    assert "The form expired" in response.get_data(as_text=True)
+    assert "The form expired" in parse(response).text("main")
     assert client.get("/dashboard").status_code == 302
 
 
@@ -74,7 +75,7 @@ def test_sign_in_is_rate_limited(app, make, auth):
 
 def test_next_parameter_only_goes_to_this_site(make, client):
     make.user("staff", email="sam@example.com")
-    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    token = csrf_token_from(client.get("/login"))
     response = client.post("/login?next=//evil.example/x",
                            data={"email": "sam@example.com", "password": STAFF_PASSWORD, "csrf_token": token})
     assert response.headers["Location"] == "/dashboard"
@@ -117,7 +118,7 @@ def test_staff_pages_refuse_other_roles(make, auth, client, path):
     auth.login("cli@example.com", USER_PASSWORD)
     response = client.get(path)
     assert response.status_code == 403
-    assert "for staff only" in response.get_data(as_text=True)
+    assert "for staff only" in parse(response).text("main")
 
 
 # --- the temporary password -------------------------------------------------------------------
@@ -135,8 +136,9 @@ def test_temporary_password_forces_a_password_change_first(make, auth, client, m
     for path in ("/dashboard", "/crm/contacts", "/"):
         response = client.get(path)
         assert response.status_code == 302 and response.headers["Location"] == "/account/password"
-    page = client.get("/account/password").get_data(as_text=True)
-    assert "temporary password" in page and "At least 12 characters" in page
+    page = parse(client.get("/account/password"))
+    assert "temporary password" in page.text('main [role="status"]')
+    assert page.text("#password-rules").startswith("At least 12 characters")
 
 
 def test_setting_a_password_completes_set_password_and_opens_the_app(app, make, auth, client, mailbox):
@@ -169,7 +171,8 @@ def test_weak_or_mismatched_new_password_is_refused_inline(make, auth, client, m
         "current_password": temp, "new_password": new, "confirm_password": confirm, "csrf_token": token,
     })
     assert response.status_code == 422
-    assert message.lower() in response.get_data(as_text=True).lower()
+    errors = parse(response).texts("main form .field-error")
+    assert any(message.lower() in error.lower() for error in errors), errors
     assert client.get("/dashboard").headers["Location"] == "/account/password"
 
 
@@ -180,7 +183,8 @@ def test_expired_temporary_password_does_not_sign_in(app, make, auth, mailbox):
         db.session.commit()
     response = auth.login("ada@example.com", temp)
     assert response.status_code == 401
-    assert "temporary password has expired" in response.get_data(as_text=True)
+    (alert,) = parse(response).alerts()
+    assert "temporary password has expired" in alert
 
 
 def test_rate_limit_is_shared_across_app_servers_through_redis(app_config, make):

@@ -4,7 +4,6 @@ fragments, inline errors, and "Approve & Create Account"."""
 from __future__ import annotations
 
 import threading
-from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import func, select
@@ -12,7 +11,7 @@ from sqlalchemy import func, select
 from onboarding_app import accounts
 from onboarding_app.extensions import db
 from onboarding_app.models import Contact, FeedEvent, OutboundEmail, User
-from tests.conftest import USER_PASSWORD, csrf_token_from
+from tests.conftest import USER_PASSWORD, csrf_token_from, parse, squash
 
 HX = {"HX-Request": "true"}
 
@@ -27,10 +26,6 @@ def _contact(app, contact_id: int) -> Contact:
 def _count(app, model, *where) -> int:
     with app.app_context():
         return db.session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
-
-
-def _is_fragment(body: str) -> bool:
-    return "<html" not in body and "<!doctype" not in body.lower()
 
 
 @pytest.fixture
@@ -71,7 +66,7 @@ def test_a_client_user_gets_403(client, make, auth, method, path):
     data = {"csrf_token": auth.csrf("/dashboard"), "status": "LOST"}
     response = client.open(path.format(id=contact_id), method=method, data=data if method == "POST" else None)
     assert response.status_code == 403
-    assert "for staff only" in response.get_data(as_text=True)
+    assert "for staff only" in parse(response).text("main")
     assert _contact(make.app, contact_id).status == "QUALIFIED"
 
 
@@ -82,7 +77,7 @@ def test_posts_without_the_csrf_token_are_refused(client, staff, make, path, hea
     response = client.post(path.format(id=contact_id), data={"status": "LOST", "name": "X", "email": "x@example.com"},
                            headers=headers)
     assert response.status_code == 400
-    assert "form expired" in response.get_data(as_text=True)
+    assert "form expired" in parse(response).text()
     assert _contact(make.app, contact_id).status == "QUALIFIED"
     assert _count(make.app, User) == 1  # only the staff member
 
@@ -91,7 +86,7 @@ def test_unknown_contact_is_a_404_page(client, staff, token):
     assert client.get("/crm/contacts/999").status_code == 404
     response = client.post("/crm/contacts/999/provision", data={"csrf_token": token}, headers=HX)
     assert response.status_code == 404
-    assert "Contact 999 does not exist." in response.get_data(as_text=True)
+    assert "Contact 999 does not exist." in parse(response).text()
 
 
 # --- the list ------------------------------------------------------------------------------------
@@ -100,13 +95,19 @@ def test_unknown_contact_is_a_404_page(client, staff, token):
 def test_list_full_page_holds_a_plain_get_form_with_search_as_you_type(client, staff, make):
     make.contact("QUALIFIED", name="Ada Lovelace", email="ada@example.com")
     response = client.get("/crm/contacts")
-    body = response.get_data(as_text=True)
+    page = parse(response)
     assert response.status_code == 200
-    assert "<html" in body and 'id="contact-results"' in body
-    assert 'method="get" action="/crm/contacts"' in body
-    assert 'hx-get="/crm/contacts" hx-trigger="input changed delay:300ms, search"' in body
-    assert '<label for="q">Search</label>' in body and '<label for="status">Status</label>' in body
-    assert "Ada Lovelace" in body
+    assert page.is_document and page.has("main #contact-results")
+    form = page.one("form.filters")
+    assert (form.attributes["method"], form.attributes["action"]) == ("get", "/crm/contacts")
+    search = page.one("form.filters input#q")
+    assert search.attributes["name"] == "q"
+    assert search.attributes["hx-get"] == "/crm/contacts"
+    assert search.attributes["hx-trigger"] == "input changed delay:300ms, search"
+    assert search.attributes["hx-target"] == "#contact-results"
+    assert page.label("q") == "Search" and page.label("status") == "Status"
+    assert page.one("form.filters select#status").attributes["name"] == "status"
+    assert page.texts("#contact-results tbody td:first-child a") == ["Ada Lovelace"]
     assert "HX-Request" in response.headers["Vary"]
 
 
@@ -114,17 +115,18 @@ def test_list_htmx_gets_the_results_fragment(client, staff, make):
     make.contact("QUALIFIED", name="Ada Lovelace", email="ada@example.com")
     make.contact("LEAD", name="Grace Hopper", email="grace@example.com")
     response = client.get("/crm/contacts?q=GRACE", headers=HX)
-    body = response.get_data(as_text=True)
+    page = parse(response)
     assert response.status_code == 200
-    assert _is_fragment(body)
-    assert body.strip().startswith('<section id="contact-results"')
-    assert "Grace Hopper" in body and "Ada Lovelace" not in body
+    assert not page.is_document
+    assert [(n.tag, n.id) for n in page.top] == [("section", "contact-results")]
+    assert page.texts("#contact-results tbody td:first-child a") == ["Grace Hopper"]
     assert "HX-Request" in response.headers["Vary"]
 
 
 def test_list_history_restore_gets_the_full_page(client, staff):
     response = client.get("/crm/contacts?q=x", headers={**HX, "HX-History-Restore-Request": "true"})
-    assert "<html" in response.get_data(as_text=True)
+    page = parse(response)
+    assert page.is_document and page.has("main #contact-results")
 
 
 def test_list_filters_by_status_and_pages(app, client, staff, make):
@@ -132,67 +134,64 @@ def test_list_filters_by_status_and_pages(app, client, staff, make):
     for n in range(3):
         make.contact("LEAD", name=f"Lead {n}")
     make.contact("QUALIFIED", name="Qualified One")
-    body = client.get("/crm/contacts?status=LEAD").get_data(as_text=True)
-    assert "Lead 2" in body and "Lead 1" in body and "Lead 0" not in body and "Qualified One" not in body
-    assert "page 1 of 2" in body and "/crm/contacts?status=LEAD&amp;page=2" in body
-    body = client.get("/crm/contacts?status=LEAD&page=2", headers=HX).get_data(as_text=True)
-    assert "Lead 0" in body and "Lead 2" not in body and "← Newer" in body
+    page = parse(client.get("/crm/contacts?status=LEAD"))
+    assert page.texts("#contact-results tbody td:first-child a") == ["Lead 2", "Lead 1"]
+    assert "page 1 of 2" in page.text("#contact-results .result-count")
+    pager = page.all("#contact-results nav.pager a")
+    assert [(squash(a.text()), a.attributes["href"]) for a in pager] == [
+        ("Older →", "/crm/contacts?status=LEAD&page=2")]
+    page = parse(client.get("/crm/contacts?status=LEAD&page=2", headers=HX))
+    assert page.texts("#contact-results tbody td:first-child a") == ["Lead 0"]
+    assert page.texts("#contact-results nav.pager a") == ["← Newer"]
 
 
 def test_list_with_a_bad_filter_says_so_inline(client, staff):
     response = client.get("/crm/contacts?status=NOPE&page=zero")
-    body = response.get_data(as_text=True)
+    page = parse(response)
     assert response.status_code == 422
-    assert "Status: Choose one of" in body and "Page: Must be a whole number." in body
-    assert "<html" in body
+    (alert,) = page.alerts()
+    assert "Status: Choose one of" in alert and "Page: Must be a whole number." in alert
+    assert page.is_document
 
 
 def test_list_shows_onboarding_progress_of_accounts(client, staff, make):
     make.provisioned()
-    body = client.get("/crm/contacts?status=ONBOARDING").get_data(as_text=True)
-    assert "0 of 4" in body
+    page = parse(client.get("/crm/contacts?status=ONBOARDING"))
+    (row,) = page.all("#contact-results tbody tr")
+    assert squash(row.css("td")[-1].text()) == "0 of 4"
 
 
 # --- new and edit --------------------------------------------------------------------------------
 
 
 def test_new_contact_form_has_labelled_fields(client, staff):
-    body = client.get("/crm/contacts/new").get_data(as_text=True)
+    page = parse(client.get("/crm/contacts/new"))
     for field, label in [("name", "Name"), ("email", "Email"), ("company", "Company"), ("phone", "Phone"),
                          ("role", "Account role")]:
-        assert f'<label for="{field}">{label}</label>' in body
+        assert page.label(field) == label
+        assert page.one(f"main form #{field}").attributes["name"] == field
 
 
 def test_contact_form_states_the_limits_the_rules_enforce(client, staff):
     """The browser is told the same limits the shared rules (and the API's document) check."""
 
-    class Inputs(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__()
-            self.limits: dict[str, str] = {}
-
-        def handle_starttag(self, tag, attrs):
-            attrs = dict(attrs)
-            if tag == "input" and "maxlength" in attrs:
-                self.limits[attrs["name"]] = attrs["maxlength"]
-
-    parser = Inputs()
-    parser.feed(client.get("/crm/contacts/new").get_data(as_text=True))
-    assert parser.limits == {"name": "200", "email": "254", "company": "200", "phone": "50"}
+    page = parse(client.get("/crm/contacts/new"))
+    limits = {field.attributes["name"]: field.attributes["maxlength"] for field in page.all("main form input[maxlength]")}
+    assert limits == {"name": "200", "email": "254", "company": "200", "phone": "50"}
 
 
 def test_new_contact_shows_the_service_errors_inline(app, client, staff, token):
     response = client.post("/crm/contacts/new", data={
         "csrf_token": token, "name": "", "email": "not-an-email", "phone": "call me", "role": "admin"})
-    body = response.get_data(as_text=True)
+    page = parse(response)
     assert response.status_code == 422
-    assert "Nothing was saved" in body
-    assert 'id="name-error">This field is required.' in body
-    assert 'id="email-error">Enter a valid email address' in body
-    assert 'id="phone-error">Use digits' in body
-    assert 'id="role-error">Choose one of: client, partner.' in body
-    assert 'aria-invalid="true"' in body
-    assert 'value="call me"' in body  # what was typed stays
+    assert "Nothing was saved" in " ".join(page.alerts())
+    assert page.field_error("name") == "This field is required."
+    assert page.field_error("email").startswith("Enter a valid email address")
+    assert page.field_error("phone").startswith("Use digits")
+    assert page.field_error("role") == "Choose one of: client, partner."
+    assert not page.has("#company[aria-invalid]")
+    assert page.attr("#phone", "value") == "call me"  # what was typed stays
     assert _count(app, Contact) == 0
 
 
@@ -201,7 +200,7 @@ def test_new_contact_with_a_taken_email_is_refused_inline(app, client, staff, ma
     response = client.post("/crm/contacts/new", data={
         "csrf_token": token, "name": "Another Ada", "email": "ADA@example.com", "role": "client"})
     assert response.status_code == 409
-    assert "A contact with the email ada@example.com already exists." in response.get_data(as_text=True)
+    assert parse(response).field_error("email") == "A contact with the email ada@example.com already exists."
     assert _count(app, Contact) == 1
 
 
@@ -210,10 +209,11 @@ def test_new_contact_redirects_to_its_page(app, client, staff, token):
         "csrf_token": token, "name": "Ada Lovelace", "email": "Ada@Example.com", "company": "Engines",
         "phone": "+44 20 1234", "role": "partner"})
     assert response.status_code == 302
-    page = client.get(response.headers["Location"])
-    body = page.get_data(as_text=True)
-    assert "Ada Lovelace was added as a lead." in body
-    assert "ada@example.com" in body and ">LEAD<" in body
+    page = parse(client.get(response.headers["Location"]))
+    assert page.texts('[role="status"] .flash') == ["Ada Lovelace was added as a lead."]
+    assert page.text("h1") == "Ada Lovelace"
+    assert "ada@example.com" in page.texts(".details dd")
+    assert page.text("#contact-status .badge") == "LEAD"
     with app.app_context():
         contact = db.session.execute(select(Contact)).scalar_one()
         assert (contact.role, contact.status, contact.owner_id) == ("partner", "LEAD", staff)
@@ -221,8 +221,9 @@ def test_new_contact_redirects_to_its_page(app, client, staff, token):
 
 def test_edit_contact(app, client, staff, make, token):
     contact_id = make.contact("LEAD", name="Ada")
-    form = client.get(f"/crm/contacts/{contact_id}/edit").get_data(as_text=True)
-    assert 'value="Ada"' in form and 'name="email"' in form  # no account yet: the email can change
+    form = parse(client.get(f"/crm/contacts/{contact_id}/edit"))
+    assert form.attr("#name", "value") == "Ada"
+    assert form.attr("main form #email", "name") == "email"  # no account yet: the email can change
     response = client.post(f"/crm/contacts/{contact_id}/edit", data={
         "csrf_token": token, "name": "Ada Lovelace", "email": "Ada@Engines.example", "company": "Engines",
         "phone": "", "role": "client"})
@@ -233,35 +234,7 @@ def test_edit_contact(app, client, staff, make, token):
     response = client.post(f"/crm/contacts/{contact_id}/edit", data={
         "csrf_token": token, "name": " ", "company": "", "phone": "", "role": "client"})
     assert response.status_code == 422
-    assert 'id="name-error">This field is required.' in response.get_data(as_text=True)
-
-
-class _FieldErrors(HTMLParser):
-    """The sentence under each field: the forms macro's ``<small class="field-error" id="NAME-error">``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.errors: dict[str, str] = {}
-        self._field: str | None = None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "small" and "field-error" in (attrs.get("class") or "").split():
-            self._field = attrs["id"].removesuffix("-error")
-            self.errors[self._field] = ""
-
-    def handle_data(self, data):
-        if self._field:
-            self.errors[self._field] += data
-
-    def handle_endtag(self, tag):
-        self._field = None
-
-
-def field_errors(body: str) -> dict[str, str]:
-    parser = _FieldErrors()
-    parser.feed(body)
-    return parser.errors
+    assert parse(response).field_error("name") == "This field is required."
 
 
 def test_edit_form_refuses_what_the_api_refuses(app, client, staff, make, token):
@@ -270,27 +243,27 @@ def test_edit_form_refuses_what_the_api_refuses(app, client, staff, make, token)
     response = client.post(f"/crm/contacts/{contact_id}/edit", data={
         "csrf_token": token, "name": "N" * 201, "email": "ada@", "company": "ok\x00", "phone": "+1", "role": "x"})
     assert response.status_code == 422
-    errors = field_errors(response.get_data(as_text=True))
+    errors = parse(response).field_errors()
     assert errors.pop("email").startswith("Enter a valid email address")
     assert errors == {"name": "At most 200 characters.", "company": "Contains a character that is not allowed.",
                       "role": "Choose one of: client, partner."}
     response = client.post(f"/crm/contacts/{contact_id}/edit", data={
         "csrf_token": token, "name": "Ada", "email": "TAKEN@example.com", "role": "client"})
     assert response.status_code == 409
-    assert field_errors(response.get_data(as_text=True)) == {
-        "email": "A contact with the email taken@example.com already exists."}
+    assert parse(response).field_errors() == {"email": "A contact with the email taken@example.com already exists."}
     assert _contact(app, contact_id).email == "ada@example.com"
 
 
 def test_email_cannot_change_once_the_account_exists(app, client, staff, make, token):
     contact_id, _ = make.provisioned()
     email = _contact(app, contact_id).email
-    form = client.get(f"/crm/contacts/{contact_id}/edit").get_data(as_text=True)
-    assert 'name="email"' not in form and "cannot change once the account exists" in form
+    form = parse(client.get(f"/crm/contacts/{contact_id}/edit"))
+    assert not form.has('main form [name="email"]')
+    assert "cannot change once the account exists" in form.text("main form")
     response = client.post(f"/crm/contacts/{contact_id}/edit", data={
         "csrf_token": token, "name": "Renamed", "email": "other@example.com", "role": "client"})
     assert response.status_code == 409
-    assert field_errors(response.get_data(as_text=True)) == {"email": "The email cannot change once the account exists."}
+    assert parse(response).field_errors() == {"email": "The email cannot change once the account exists."}
     assert _contact(app, contact_id).email == email
 
 
@@ -299,7 +272,7 @@ def test_role_cannot_change_once_the_account_exists(app, client, staff, make, to
     response = client.post(f"/crm/contacts/{contact_id}/edit", data={
         "csrf_token": token, "name": "Contact", "company": "", "phone": "", "role": "partner"})
     assert response.status_code == 409
-    assert 'id="role-error">The role cannot change once the account exists.' in response.get_data(as_text=True)
+    assert parse(response).field_error("role") == "The role cannot change once the account exists."
     assert _contact(app, contact_id).role == "client"
 
 
@@ -308,12 +281,13 @@ def test_role_cannot_change_once_the_account_exists(app, client, staff, make, to
 
 def test_qualified_contact_page_offers_approve_with_a_confirm(client, staff, make):
     contact_id = make.contact("QUALIFIED", name="Ada Lovelace")
-    body = client.get(f"/crm/contacts/{contact_id}").get_data(as_text=True)
-    assert f'id="approve-{contact_id}"' in body
-    assert f'hx-post="/crm/contacts/{contact_id}/provision"' in body
-    assert 'hx-confirm="Create an account for Ada Lovelace and email them?"' in body
-    assert "Approve &amp; Create Account" in body
-    assert ">Back to lead<" in body and ">Mark lost<" in body
+    page = parse(client.get(f"/crm/contacts/{contact_id}"))
+    form = page.one(f"#approve-{contact_id} form")
+    assert form.attributes["hx-post"] == form.attributes["action"] == f"/crm/contacts/{contact_id}/provision"
+    assert form.attributes["hx-target"] == f"#approve-{contact_id}"
+    assert form.attributes["hx-confirm"] == "Create an account for Ada Lovelace and email them?"
+    assert page.buttons(f"#approve-{contact_id}") == ["Approve & Create Account"]
+    assert page.buttons("#contact-status") == ["Back to lead", "Mark lost"]
 
 
 @pytest.mark.parametrize("status,offered", [
@@ -321,27 +295,31 @@ def test_qualified_contact_page_offers_approve_with_a_confirm(client, staff, mak
 ])
 def test_other_statuses_offer_their_moves_but_no_approve(client, staff, make, status, offered):
     contact_id = make.contact(status)
-    body = client.get(f"/crm/contacts/{contact_id}").get_data(as_text=True)
-    assert "Approve &amp; Create Account" not in body
-    for label in offered:
-        assert f">{label}<" in body
+    page = parse(client.get(f"/crm/contacts/{contact_id}"))
+    assert "Approve & Create Account" not in page.buttons()
+    assert page.buttons("#contact-status") == offered
 
 
 def test_provisioned_contact_page_shows_progress_and_welcome_email(client, staff, make, mailbox):
     contact_id, _ = make.provisioned()
-    body = client.get(f"/crm/contacts/{contact_id}").get_data(as_text=True)
-    assert "Approve &amp; Create Account" not in body
-    assert "0 of 4 required done" in body and '<progress value="0" max="4"' in body
-    assert 'class="badge email-sent">sent<' in body and "1 attempt" in body
-    assert "Resend welcome email" in body and "hx-confirm=" in body
+    page = parse(client.get(f"/crm/contacts/{contact_id}"))
+    account = f"#account-{contact_id}"
+    assert "Approve & Create Account" not in page.buttons()
+    assert page.text(f"{account} .onboarding-count") == "0 of 4 required done"
+    progress = page.one(f"{account} progress")
+    assert (progress.attributes["value"], progress.attributes["max"]) == ("0", "4")
+    assert page.text(f"{account} .welcome-email .badge.email-sent") == "sent"
+    assert "1 attempt" in page.text(f"{account} .welcome-email")
+    assert page.buttons(account) == ["Resend welcome email"]
+    assert page.attr(f"{account} form", "hx-confirm").startswith("Send Contact")
 
 
 def test_failed_welcome_email_shows_its_error(app, client, staff, make, mailbox):
     mailbox.refuse = True
     contact_id, _ = make.provisioned()
-    body = client.get(f"/crm/contacts/{contact_id}").get_data(as_text=True)
-    assert 'class="badge email-pending">pending<' in body
-    assert "Last error: SMTP" in body
+    page = parse(client.get(f"/crm/contacts/{contact_id}"))
+    assert page.text(f"#account-{contact_id} .welcome-email .badge.email-pending") == "pending"
+    assert page.text(f"#account-{contact_id} .welcome-email .inline-error").startswith("Last error: SMTP")
 
 
 # --- status actions ------------------------------------------------------------------------------
@@ -351,10 +329,11 @@ def test_qualify_with_htmx_swaps_the_state_region(app, client, staff, make, toke
     contact_id = make.contact("LEAD", name="Ada Lovelace")
     response = client.post(f"/crm/contacts/{contact_id}/status", data={"csrf_token": token, "status": "QUALIFIED"},
                            headers=HX)
-    body = response.get_data(as_text=True)
-    assert response.status_code == 200 and _is_fragment(body)
-    assert body.strip().startswith('<div id="contact-state"')
-    assert ">QUALIFIED<" in body and "Approve &amp; Create Account" in body
+    page = parse(response)
+    assert response.status_code == 200 and not page.is_document
+    assert [n.id for n in page.top] == ["contact-state"]
+    assert page.text("#contact-status .badge") == "QUALIFIED"
+    assert page.buttons(f"#approve-{contact_id}") == ["Approve & Create Account"]
     assert _contact(app, contact_id).status == "QUALIFIED"
 
 
@@ -362,20 +341,23 @@ def test_status_change_without_js_redirects_back(app, client, staff, make, token
     contact_id = make.contact("QUALIFIED", name="Ada Lovelace")
     response = client.post(f"/crm/contacts/{contact_id}/status", data={"csrf_token": token, "status": "LOST"})
     assert response.status_code == 302 and response.headers["Location"] == f"/crm/contacts/{contact_id}"
-    assert "Ada Lovelace is now LOST." in client.get(f"/crm/contacts/{contact_id}").get_data(as_text=True)
+    page = parse(client.get(f"/crm/contacts/{contact_id}"))
+    assert page.texts('[role="status"] .flash') == ["Ada Lovelace is now LOST."]
+    assert page.text("#contact-status .badge") == "LOST"
 
 
 def test_invalid_transition_is_shown_inline(app, client, staff, make, token):
     contact_id = make.contact("LEAD")
     response = client.post(f"/crm/contacts/{contact_id}/status", data={"csrf_token": token, "status": "ACTIVE"},
                            headers=HX)
-    body = response.get_data(as_text=True)
-    assert response.status_code == 409 and _is_fragment(body)
-    assert 'role="alert">A LEAD contact cannot be moved to ACTIVE.' in body
+    page = parse(response)
+    assert response.status_code == 409 and not page.is_document
+    assert page.texts('#contact-status [role="alert"]') == ["A LEAD contact cannot be moved to ACTIVE."]
     # Without JavaScript: back to the page, the reason flashed there.
     response = client.post(f"/crm/contacts/{contact_id}/status", data={"csrf_token": token, "status": "BOGUS"})
     assert response.status_code == 302
-    assert "Choose one of" in client.get(response.headers["Location"]).get_data(as_text=True)
+    (flash,) = parse(client.get(response.headers["Location"])).texts('[role="status"] .flash')
+    assert "Choose one of" in flash
     assert _contact(app, contact_id).status == "LEAD"
 
 
@@ -386,16 +368,17 @@ def test_approve_with_htmx_swaps_in_the_result(app, client, staff, make, token, 
     contact_id = make.contact("QUALIFIED", name="Ada Lovelace", email="ada@example.com")
     response = client.post(f"/crm/contacts/{contact_id}/provision", data={"csrf_token": token, "origin": "contact"},
                            headers=HX)
-    body = response.get_data(as_text=True)
-    assert response.status_code == 200 and _is_fragment(body)
+    page = parse(response)
+    assert response.status_code == 200 and not page.is_document
     assert "HX-Request" in response.headers["Vary"]
-    assert body.strip().startswith(f'<div id="approve-{contact_id}"')
-    assert "Account created for" in body and "ada@example.com" in body
-    assert "onboarding 0 of 4 required done" in body
-    assert 'class="badge email-sent">sent<' in body
-    # The status region follows, out of band.
-    assert '<article id="contact-status" aria-labelledby="status-heading" aria-live="polite" hx-swap-oob="true">' in body
-    assert ">ONBOARDING<" in body and 'id="pipeline"' not in body
+    # The approve control showing the result, then the status region out of band.
+    assert [(n.id, n.attributes.get("hx-swap-oob")) for n in page.top] == [
+        (f"approve-{contact_id}", None), ("contact-status", "true")]
+    notice = page.text(f'#approve-{contact_id} .notice[role="status"]')
+    assert notice == "Account created for ada@example.com; onboarding 0 of 4 required done."
+    assert page.text(f"#account-{contact_id} .welcome-email .badge.email-sent") == "sent"
+    assert page.attr("#contact-status", "aria-live") == "polite"
+    assert page.text("#contact-status .badge") == "ONBOARDING" and not page.has("#pipeline")
     assert response.headers["HX-Trigger"] == "feed-changed"
     assert [m["To"] for m in mailbox.messages] == ["ada@example.com"]
     assert _contact(app, contact_id).status == "ONBOARDING"
@@ -407,10 +390,10 @@ def test_approve_with_htmx_swaps_in_the_result(app, client, staff, make, token, 
 def test_approve_again_says_it_is_already_done(app, client, staff, make, token, mailbox):
     contact_id, _ = make.provisioned(email="ada@example.com")
     response = client.post(f"/crm/contacts/{contact_id}/provision", data={"csrf_token": token}, headers=HX)
-    body = response.get_data(as_text=True)
-    assert response.status_code == 409 and _is_fragment(body)
-    assert "Already approved: the account ada@example.com exists; nothing was changed." in body
-    assert "Approve &amp; Create Account" not in body
+    page = parse(response)
+    assert response.status_code == 409 and not page.is_document
+    assert page.alerts() == ["Already approved: the account ada@example.com exists; nothing was changed."]
+    assert "Approve & Create Account" not in page.buttons()
     assert "HX-Trigger" not in response.headers
     assert len(mailbox.messages) == 1
     assert _count(app, OutboundEmail) == 1
@@ -419,9 +402,10 @@ def test_approve_again_says_it_is_already_done(app, client, staff, make, token, 
 def test_approve_a_contact_that_is_not_qualified_is_refused_inline(app, client, staff, make, token, mailbox):
     contact_id = make.contact("LEAD", name="Grace Hopper")
     response = client.post(f"/crm/contacts/{contact_id}/provision", data={"csrf_token": token}, headers=HX)
-    body = response.get_data(as_text=True)
-    assert response.status_code == 400 and _is_fragment(body)
-    assert 'role="alert">Grace Hopper is LEAD; only a QUALIFIED contact can get an account.' in body
+    page = parse(response)
+    assert response.status_code == 400 and not page.is_document
+    assert page.texts(f'#approve-{contact_id} [role="alert"]') == [
+        "Grace Hopper is LEAD; only a QUALIFIED contact can get an account."]
     assert _count(app, User) == 1 and mailbox.messages == []
 
 
@@ -429,12 +413,15 @@ def test_approve_without_js_redirects_back(app, client, staff, make, token, mail
     contact_id = make.contact("QUALIFIED", email="ada@example.com")
     response = client.post(f"/crm/contacts/{contact_id}/provision", data={"csrf_token": token})
     assert response.status_code == 302 and response.headers["Location"] == f"/crm/contacts/{contact_id}"
-    body = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Account created for ada@example.com" in body and "0 of 4 required done" in body
+    page = parse(client.get(response.headers["Location"]))
+    (flash,) = page.texts('[role="status"] .flash')
+    assert flash.startswith("Account created for ada@example.com")
+    assert page.text(f"#account-{contact_id} .onboarding-count") == "0 of 4 required done"
     # A refusal without JS: flashed on the page it came from.
     response = client.post(f"/crm/contacts/{contact_id}/provision", data={"csrf_token": token, "origin": "dashboard"})
     assert response.headers["Location"] == "/dashboard"
-    assert "Already approved" in client.get("/dashboard").get_data(as_text=True)
+    (flash,) = parse(client.get("/dashboard")).texts('[role="status"] .flash')
+    assert flash.startswith("Already approved")
 
 
 def test_two_staff_approving_at_once_make_one_account(app, make, mailbox):
@@ -444,9 +431,9 @@ def test_two_staff_approving_at_once_make_one_account(app, make, mailbox):
     clients = []
     for email in ("sam@example.com", "kim@example.com"):
         c = app.test_client()
-        token = csrf_token_from(c.get("/login").get_data(as_text=True))
+        token = csrf_token_from(c.get("/login"))
         c.post("/login", data={"email": email, "password": "staff-correct-horse-42", "csrf_token": token})
-        clients.append((c, csrf_token_from(c.get("/dashboard").get_data(as_text=True))))
+        clients.append((c, csrf_token_from(c.get("/dashboard"))))
     barrier, responses = threading.Barrier(2), []
 
     def approve(c, token):
@@ -459,8 +446,9 @@ def test_two_staff_approving_at_once_make_one_account(app, make, mailbox):
     for t in threads:
         t.join(30)
     assert sorted(r.status_code for r in responses) == [200, 409]
-    loser = next(r for r in responses if r.status_code == 409).get_data(as_text=True)
-    assert "Already approved" in loser
+    loser = parse(next(r for r in responses if r.status_code == 409))
+    (alert,) = loser.alerts()
+    assert alert.startswith("Already approved")
     assert _count(app, User, User.email == "ada@example.com") == 1
     assert _count(app, OutboundEmail) == 1 and len(mailbox.messages) == 1
 
@@ -472,10 +460,11 @@ def test_resend_welcome_email_with_htmx(app, client, staff, make, token, mailbox
     contact_id, _ = make.provisioned(email="ada@example.com")
     first = mailbox.temporary_password("ada@example.com")
     response = client.post(f"/crm/contacts/{contact_id}/resend-welcome", data={"csrf_token": token}, headers=HX)
-    body = response.get_data(as_text=True)
-    assert response.status_code == 200 and _is_fragment(body)
-    assert body.strip().startswith(f'<div id="account-{contact_id}"')
-    assert "A new temporary password was issued for ada@example.com" in body
+    page = parse(response)
+    assert response.status_code == 200 and not page.is_document
+    assert [n.id for n in page.top] == [f"account-{contact_id}"]
+    assert page.text(f'#account-{contact_id} .notice[role="status"]').startswith(
+        "A new temporary password was issued for ada@example.com")
     assert len(mailbox.to("ada@example.com")) == 2
     assert mailbox.temporary_password("ada@example.com") != first
 
@@ -484,11 +473,13 @@ def test_resend_is_refused_inline_once_the_password_is_set(app, client, staff, m
     contact_id, user_id = make.provisioned(email="ada@example.com")
     with app.app_context():
         accounts.set_password(db.session, user_id, "violet-teapot-harbour-19")
-    body = client.get(f"/crm/contacts/{contact_id}").get_data(as_text=True)
-    assert "Resend welcome email" not in body and "Set by" in body
+    page = parse(client.get(f"/crm/contacts/{contact_id}"))
+    assert page.buttons(f"#account-{contact_id}") == []
+    assert "Set by" in page.text(f"#account-{contact_id} .details")
     response = client.post(f"/crm/contacts/{contact_id}/resend-welcome", data={"csrf_token": token}, headers=HX)
     assert response.status_code == 409
-    assert "has already set their own password" in response.get_data(as_text=True)
+    (alert,) = parse(response).texts(f'#account-{contact_id} [role="alert"]')
+    assert "has already set their own password" in alert
     assert len(mailbox.messages) == 1
 
 
@@ -496,7 +487,8 @@ def test_resend_for_a_contact_without_account(client, staff, make, token):
     contact_id = make.contact("LEAD", name="Grace Hopper")
     response = client.post(f"/crm/contacts/{contact_id}/resend-welcome", data={"csrf_token": token}, headers=HX)
     assert response.status_code == 409
-    assert "Grace Hopper has no account yet." in response.get_data(as_text=True)
+    assert parse(response).alerts() == ["Grace Hopper has no account yet."]
     response = client.post(f"/crm/contacts/{contact_id}/resend-welcome", data={"csrf_token": token})
     assert response.status_code == 302
-    assert "Grace Hopper has no account yet." in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert parse(client.get(response.headers["Location"])).texts('[role="status"] .flash') == [
+        "Grace Hopper has no account yet."]

@@ -3,21 +3,27 @@ test client: guards, CSRF, full pages versus htmx fragments, out-of-band progres
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from sqlalchemy import func, select
 
 from onboarding_app import accounts, checklist, provisioning
 from onboarding_app.extensions import db
 from onboarding_app.models import Contact, FeedEvent
-from tests.conftest import NEW_PASSWORD, USER_PASSWORD
+from tests.conftest import NEW_PASSWORD, USER_PASSWORD, parse, squash
 
 HX = {"HX-Request": "true"}
+CLIENT_TASKS = ["set-password", "complete-profile", "accept-terms", "add-billing-contact",
+                "book-kickoff-call", "invite-teammates"]
 
 
-def _is_fragment(body: str) -> bool:
-    return "<html" not in body and "<!doctype" not in body.lower()
+def _progress(page) -> tuple[str, str, str]:
+    """The progress bar's value and max, and the sentence beside it."""
+    bar = page.one("#onboarding-progress progress")
+    return bar.attributes["value"], bar.attributes["max"], page.text("#onboarding-progress .progress-text")
+
+
+def _feed(page) -> list[str]:
+    return page.texts("#feed ol.feed li .feed-text")
 
 
 @pytest.fixture
@@ -73,7 +79,7 @@ def test_unknown_task_is_a_404(client, user, token):
     for slug in ("no-such-task", "upload-tax-form"):  # the second is a partner task
         response = client.post(f"/onboarding/tasks/{slug}/complete", data={"csrf_token": token}, headers=HX)
         assert response.status_code == 404
-        assert "There is no task" in response.get_data(as_text=True)
+        assert "There is no task" in parse(response).text("main")
 
 
 # --- the user's dashboard ------------------------------------------------------------------------
@@ -81,32 +87,35 @@ def test_unknown_task_is_a_404(client, user, token):
 
 def test_user_dashboard_shows_the_checklist_above_the_feed(client, user):
     response = client.get("/dashboard")
-    body = response.get_data(as_text=True)
-    assert response.status_code == 200 and "<html" in body
+    page = parse(response)
+    assert response.status_code == 200 and page.is_document
     assert "HX-Request" in response.headers["Vary"]
-    assert body.index('id="onboarding-widget"') < body.index('id="feed"')
-    assert '<progress value="1" max="4"' in body and "1 of 4 required done" in body
-    for slug in ("set-password", "complete-profile", "accept-terms", "add-billing-contact",
-                 "book-kickoff-call", "invite-teammates"):
-        assert f'<li id="task-{slug}"' in body
-    rows = dict(re.findall(r'<li id="task-([a-z-]+)"(.*?)</li>', body, re.S))
-    assert "Mark done" not in rows["set-password"] and ">Done<" in rows["set-password"]
-    assert "Mark done" in rows["complete-profile"] and ">Required<" in rows["complete-profile"]
-    assert ">Optional<" in rows["invite-teammates"]
-    assert 'hx-post="/onboarding/tasks/accept-terms/complete" hx-target="#task-accept-terms"' in rows["accept-terms"]
-    assert 'method="post" action="/onboarding/tasks/accept-terms/complete"' in rows["accept-terms"]
-    assert "Tell us your job title" in rows["complete-profile"]  # the description
-    assert "Margaret Hamilton completed “Set your password”" in body  # the feed
+    ids = [node.id for node in page.all("main [id]")]  # in document order
+    assert ids.index("onboarding-widget") < ids.index("feed")
+    assert _progress(page) == ("1", "4", "1 of 4 required done")
+    assert [row.id for row in page.all("#onboarding-widget li.task")] == [f"task-{slug}" for slug in CLIENT_TASKS]
+    assert page.buttons("#task-set-password") == [] and page.texts("#task-set-password .badge")[-1] == "Done"
+    assert page.buttons("#task-complete-profile") == ["Mark done"]
+    assert page.texts("#task-complete-profile .badge") == ["Required", "To do"]
+    assert page.texts("#task-invite-teammates .badge") == ["Optional", "To do"]
+    form = page.one("#task-accept-terms form")
+    assert (form.attributes["method"], form.attributes["action"]) == ("post", "/onboarding/tasks/accept-terms/complete")
+    assert form.attributes["hx-post"] == "/onboarding/tasks/accept-terms/complete"
+    assert form.attributes["hx-target"] == "#task-accept-terms"
+    assert "Tell us your job title" in page.text("#task-complete-profile .task-description")
+    assert "Margaret Hamilton completed “Set your password”" in _feed(page)
 
 
 def test_mark_done_with_htmx_returns_the_row_and_the_progress_out_of_band(app, client, user, token):
     response = client.post("/onboarding/tasks/complete-profile/complete", data={"csrf_token": token}, headers=HX)
-    body = response.get_data(as_text=True)
-    assert response.status_code == 200 and _is_fragment(body)
-    assert body.strip().startswith('<li id="task-complete-profile"')
-    assert ">Done<" in body and "Mark done" not in body.split("</li>")[0]
-    assert '<div id="onboarding-progress" class="onboarding-progress" aria-live="polite" hx-swap-oob="true">' in body
-    assert '<progress value="2" max="4"' in body and "2 of 4 required done" in body
+    page = parse(response)
+    assert response.status_code == 200 and not page.is_document
+    # The row, then the progress bar out of band.
+    assert [(n.id, n.attributes.get("hx-swap-oob")) for n in page.top] == [
+        ("task-complete-profile", None), ("onboarding-progress", "true")]
+    assert page.texts("#task-complete-profile .badge")[-1] == "Done" and page.buttons("#task-complete-profile") == []
+    assert page.attr("#onboarding-progress", "aria-live") == "polite"
+    assert _progress(page) == ("2", "4", "2 of 4 required done")
     assert response.headers["HX-Trigger"] == "feed-changed"
     assert "HX-Retarget" not in response.headers
 
@@ -115,7 +124,7 @@ def test_mark_done_twice_changes_nothing(app, client, user, token):
     client.post("/onboarding/tasks/accept-terms/complete", data={"csrf_token": token}, headers=HX)
     response = client.post("/onboarding/tasks/accept-terms/complete", data={"csrf_token": token}, headers=HX)
     assert response.status_code == 200 and "HX-Trigger" not in response.headers
-    assert "2 of 4 required done" in response.get_data(as_text=True)
+    assert _progress(parse(response)) == ("2", "4", "2 of 4 required done")
     with app.app_context():
         events = db.session.execute(
             select(func.count()).select_from(FeedEvent).where(FeedEvent.type == "onboarding.task.completed")
@@ -124,9 +133,10 @@ def test_mark_done_twice_changes_nothing(app, client, user, token):
 
 
 def test_an_optional_task_leaves_the_required_count_alone(client, user, token):
-    body = client.post("/onboarding/tasks/invite-teammates/complete", data={"csrf_token": token},
-                       headers=HX).get_data(as_text=True)
-    assert body.strip().startswith('<li id="task-invite-teammates"') and "1 of 4 required done" in body
+    page = parse(client.post("/onboarding/tasks/invite-teammates/complete", data={"csrf_token": token}, headers=HX))
+    assert [n.id for n in page.top] == ["task-invite-teammates", "onboarding-progress"]
+    assert page.texts("#task-invite-teammates .badge") == ["Optional", "Done"]
+    assert _progress(page) == ("1", "4", "1 of 4 required done")
 
 
 def test_the_last_required_task_swaps_the_widget_for_all_set(app, client, user, token):
@@ -134,22 +144,25 @@ def test_the_last_required_task_swaps_the_widget_for_all_set(app, client, user, 
     for slug in ("complete-profile", "accept-terms"):
         client.post(f"/onboarding/tasks/{slug}/complete", data={"csrf_token": token}, headers=HX)
     response = client.post("/onboarding/tasks/add-billing-contact/complete", data={"csrf_token": token}, headers=HX)
-    body = response.get_data(as_text=True)
-    assert response.status_code == 200 and _is_fragment(body)
+    page = parse(response)
+    assert response.status_code == 200 and not page.is_document
     assert response.headers["HX-Retarget"] == "#onboarding-widget"
     assert response.headers["HX-Reswap"] == "innerHTML"
-    assert "You're all set" in body and 'id="onboarding-progress"' not in body
+    assert [n.id for n in page.top] == ["all-set"]
+    assert page.text("#all-set h2") == "You're all set" and not page.has("#onboarding-progress")
     # The optional tasks still open stay doable.
-    assert '<li id="task-book-kickoff-call"' in body and "Mark done" in body
+    assert [row.id for row in page.all("#all-set li.task")] == ["task-book-kickoff-call", "task-invite-teammates"]
+    assert page.buttons("#task-book-kickoff-call") == ["Mark done"]
     assert _status(app, contact_id) == "ACTIVE"
 
-    page = client.get("/dashboard").get_data(as_text=True)
-    assert "You're all set" in page and "<progress" not in page
-    assert "Margaret Hamilton finished onboarding and is now active" in page
+    page = parse(client.get("/dashboard"))
+    assert page.text("#onboarding-widget #all-set h2") == "You're all set" and not page.has("progress")
+    assert _feed(page)[0] == "Margaret Hamilton finished onboarding and is now active"
     # An optional task after that: its row only, no progress bar to update.
     response = client.post("/onboarding/tasks/invite-teammates/complete", data={"csrf_token": token}, headers=HX)
-    body = response.get_data(as_text=True)
-    assert "HX-Retarget" not in response.headers and "hx-swap-oob" not in body
+    page = parse(response)
+    assert "HX-Retarget" not in response.headers
+    assert [(n.id, n.attributes.get("hx-swap-oob")) for n in page.top] == [("task-invite-teammates", None)]
 
 
 def test_mark_done_without_js_posts_and_redirects(app, client, user, token):
@@ -157,27 +170,30 @@ def test_mark_done_without_js_posts_and_redirects(app, client, user, token):
     response = client.post("/onboarding/tasks/complete-profile/complete", data={"csrf_token": token})
     assert response.status_code == 302
     assert response.headers["Location"] == "/dashboard#task-complete-profile"
-    body = client.get("/dashboard").get_data(as_text=True)
-    assert "Done: Complete your profile." in body and "2 of 4 required done" in body
+    page = parse(client.get("/dashboard"))
+    assert page.texts('[role="status"] .flash') == ["Done: Complete your profile."]
+    assert _progress(page) == ("2", "4", "2 of 4 required done")
     for slug in ("accept-terms", "add-billing-contact"):
         client.post(f"/onboarding/tasks/{slug}/complete", data={"csrf_token": token})
-    body = client.get("/dashboard").get_data(as_text=True)
-    assert "You're all set" in body
+    page = parse(client.get("/dashboard"))
+    assert page.text("#onboarding-widget #all-set h2") == "You're all set"
     assert _status(app, contact_id) == "ACTIVE"
 
 
 def test_a_user_without_a_contact_has_no_checklist(client, make, auth):
     make.user("client", email="solo@example.com", password=USER_PASSWORD)
     auth.login("solo@example.com", USER_PASSWORD)
-    body = client.get("/dashboard").get_data(as_text=True)
-    assert "There is no onboarding checklist for your account." in body
-    assert 'id="feed"' in body
+    page = parse(client.get("/dashboard"))
+    assert "There is no onboarding checklist for your account." in page.texts("main > p")
+    assert not page.has("#onboarding-widget") and page.has("main #feed")
 
 
 def test_a_user_sees_only_their_own_feed(client, user, make):
     make.contact("QUALIFIED", name="Somebody Else")
-    body = client.get("/dashboard").get_data(as_text=True)
-    assert "Somebody Else" not in body
+    page = parse(client.get("/dashboard"))
+    feed = _feed(page)
+    assert feed and all("Margaret Hamilton" in event for event in feed)
+    assert "Somebody Else" not in page.text()
 
 
 # --- the staff dashboard and the feed ------------------------------------------------------------
@@ -190,16 +206,14 @@ def test_staff_dashboard_shows_pipeline_waiting_contacts_and_feed(app, client, s
     with app.app_context():
         provisioning.provision_account(db.session, make.contact("QUALIFIED", name="Alan Turing"), actor=staff)
     response = client.get("/dashboard")
-    body = response.get_data(as_text=True)
+    page = parse(response)
     assert response.status_code == 200 and "HX-Request" in response.headers["Vary"]
-    pipeline = body[body.index('id="pipeline"'):body.index('id="waiting"')]
-    counts = dict((s, int(n)) for n, s in re.findall(r"<strong>(\d+)</strong> <span class=\"badge status-(\w+)\"", pipeline))
-    assert counts == {"LEAD": 1, "QUALIFIED": 1, "ONBOARDING": 1, "ACTIVE": 0, "LOST": 1}
-    waiting = body[body.index('id="waiting"'):body.index('id="feed"')]
-    assert "Ada Lovelace" in waiting and "Grace Hopper" not in waiting and "Alan Turing" not in waiting
-    assert f'id="approve-{ada}"' in waiting and 'name="origin" value="dashboard"' in waiting
-    assert 'hx-confirm="Create an account for Ada Lovelace and email them?"' in waiting
-    assert "Sam Staff approved Alan Turing; account created" in body
+    assert _pipeline(page) == {"LEAD": 1, "QUALIFIED": 1, "ONBOARDING": 1, "ACTIVE": 0, "LOST": 1}
+    assert page.texts("#waiting li > div > a") == ["Ada Lovelace"]
+    form = page.one(f"#waiting #waiting-{ada} #approve-{ada} form")
+    assert form.css_first('input[name="origin"]').attributes["value"] == "dashboard"
+    assert form.attributes["hx-confirm"] == "Create an account for Ada Lovelace and email them?"
+    assert "Sam Staff approved Alan Turing; account created" in _feed(page)
 
 
 def test_approve_from_the_dashboard_swaps_the_row_result(app, client, staff, make, auth, mailbox):
@@ -207,43 +221,58 @@ def test_approve_from_the_dashboard_swaps_the_row_result(app, client, staff, mak
     token = auth.csrf("/dashboard")
     response = client.post(f"/crm/contacts/{ada}/provision", data={"csrf_token": token, "origin": "dashboard"},
                            headers=HX)
-    body = response.get_data(as_text=True)
-    assert response.status_code == 200 and _is_fragment(body)
-    assert "Account created for" in body and "ada@example.com" in body and "0 of 4 required done" in body
-    assert f'href="/crm/contacts/{ada}"' in body
-    assert 'id="contact-status"' not in body  # the dashboard has no status region to update
-    # The pipeline counts follow, out of band.
-    assert '<ul id="pipeline" class="pipeline" hx-swap-oob="true">' in body
-    assert '<strong>0</strong> <span class="badge status-QUALIFIED">' in body
-    assert '<strong>1</strong> <span class="badge status-ONBOARDING">' in body
+    page = parse(response)
+    assert response.status_code == 200 and not page.is_document
+    # The row's approve control showing the result, then the pipeline counts out of band
+    # (the dashboard has no status region to update).
+    assert [(n.id, n.attributes.get("hx-swap-oob")) for n in page.top] == [(f"approve-{ada}", None), ("pipeline", "true")]
+    assert page.text(f"#approve-{ada} .notice") == "Account created for ada@example.com; onboarding 0 of 4 required done."
+    assert page.attr(f"#approve-{ada} a", "href") == f"/crm/contacts/{ada}"
+    assert _pipeline(page)["QUALIFIED"] == 0 and _pipeline(page)["ONBOARDING"] == 1
     assert response.headers["HX-Trigger"] == "feed-changed"
+
+
+def _pipeline(page) -> dict[str, int]:
+    """The staff dashboard's count per status."""
+    return {
+        link.css_first(".badge").text(): int(link.css_first("strong").text())
+        for link in page.all("#pipeline li a")
+    }
 
 
 def test_feed_pages_with_the_before_cursor(app, client, staff, make):
     app.config["FEED_PAGE_SIZE"] = 2
     for name in ("First", "Second", "Third"):
         make.contact("LEAD", name=name)  # one "added" event each
-    body = client.get("/dashboard").get_data(as_text=True)
-    assert body.index("added Third") < body.index("added Second") and "added First" not in body
-    older = re.search(r'href="(/dashboard\?before=\d+)#feed" hx-get="(/dashboard\?before=\d+)"', body)
-    assert older
-    response = client.get(older.group(2), headers=HX)
-    fragment = response.get_data(as_text=True)
-    assert response.status_code == 200 and _is_fragment(fragment)
-    assert fragment.strip().startswith('<section id="feed"')
-    assert "added First" in fragment and "added Third" not in fragment and "← Newest" in fragment
+    page = parse(client.get("/dashboard"))
+    assert [text.split(" added ")[-1] for text in _feed(page)] == ["Third", "Second"]
+    older = page.one("#feed nav.pager a")
+    assert squash(older.text()) == "Older events →"
+    assert older.attributes["href"] == older.attributes["hx-get"] + "#feed"
+    assert older.attributes["hx-get"].startswith("/dashboard?before=")
+    response = client.get(older.attributes["hx-get"], headers=HX)
+    fragment = parse(response)
+    assert response.status_code == 200 and not fragment.is_document
+    assert [n.id for n in fragment.top] == ["feed"]
+    assert [text.split(" added ")[-1] for text in _feed(fragment)] == ["First"]
+    assert fragment.texts("#feed nav.pager a") == ["← Newest"]
     assert "HX-Request" in response.headers["Vary"]
-    assert "added First" in client.get(older.group(1)).get_data(as_text=True)  # no JS: full page
+    no_js = parse(client.get(older.attributes["href"].split("#")[0]))  # no JS: the full page
+    assert no_js.is_document and [text.split(" added ")[-1] for text in _feed(no_js)] == ["First"]
 
 
 def test_feed_with_a_bad_cursor_says_so(client, staff):
-    body = client.get("/dashboard?before=abc", headers=HX).get_data(as_text=True)
-    assert "Must be a whole number." in body
+    page = parse(client.get("/dashboard?before=abc", headers=HX))
+    (alert,) = page.texts('#feed [role="alert"]')
+    assert "Must be a whole number." in alert
 
 
 def test_pages_use_no_inline_style_or_script(client, staff, make):
     contact_id, _ = make.provisioned()
     for path in ("/dashboard", "/crm/contacts", f"/crm/contacts/{contact_id}", "/crm/contacts/new"):
-        body = client.get(path).get_data(as_text=True)
-        assert " style=" not in body and "<style" not in body
-        assert not re.search(r"<script(?![^>]*\bsrc=)", body)
+        page = parse(client.get(path))
+        assert page.all("[style]") == [] and page.all("style") == []
+        scripts = page.all("script")
+        assert scripts and all(s.attributes.get("src") and not s.text().strip() for s in scripts)
+        # No inline event handlers either (onclick=...): the CSP would refuse them.
+        assert [a for n in page.all("*") for a in n.attributes if a.lower().startswith("on")] == []

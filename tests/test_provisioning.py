@@ -31,7 +31,7 @@ from onboarding_app.models import (
     utcnow,
 )
 
-from .conftest import NEW_PASSWORD, USER_PASSWORD
+from .conftest import NEW_PASSWORD, USER_PASSWORD, parse
 
 CLIENT_TASKS = {"set-password", "complete-profile", "accept-terms", "add-billing-contact",
                 "book-kickoff-call", "invite-teammates"}
@@ -82,7 +82,9 @@ def test_provision_creates_user_checklist_email_and_event(make, session, mailbox
     assert message["To"] == "ada@example.com"
     assert "http://localhost/login" in mailbox.text(message)
     password = mailbox.temporary_password("ada@example.com")
-    assert password in mailbox.html(message)
+    html = parse(mailbox.html(message))
+    assert html.text("code") == password
+    assert html.attr("a", "href").startswith("http://localhost/login")
     signed_in = accounts.authenticate(session, "ADA@example.com", password)
     assert signed_in.id == user.id
     expires = user.temp_password_expires_at - utcnow()
