@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from onboarding_app import accounts, checklist, provisioning
 from onboarding_app.extensions import db
 from onboarding_app.models import Contact, FeedEvent
-from tests.conftest import NEW_PASSWORD, USER_PASSWORD, parse, squash
+from tests.conftest import NEW_PASSWORD, USER_PASSWORD, Auth, parse, squash
 
 HX = {"HX-Request": "true"}
 CLIENT_TASKS = ["set-password", "complete-profile", "accept-terms", "add-billing-contact",
@@ -163,6 +163,28 @@ def test_the_last_required_task_swaps_the_widget_for_all_set(app, client, user, 
     page = parse(response)
     assert "HX-Retarget" not in response.headers
     assert [(n.id, n.attributes.get("hx-swap-oob")) for n in page.top] == [("task-invite-teammates", None)]
+
+
+def test_staff_see_a_finished_onboarding_on_the_contact_page_and_in_the_feed(app, client, make, auth):
+    sam = make.user("staff", email="sam@example.com", name="Sam")
+    contact_id = make.contact("QUALIFIED", name="Margaret Hamilton", email="margaret@example.com")
+    with app.app_context():
+        user_id = provisioning.provision_account(db.session, contact_id, actor=sam).user.id
+        provisioning.set_password(db.session, user_id, NEW_PASSWORD)
+    auth.login("margaret@example.com", NEW_PASSWORD)
+    token = auth.csrf("/dashboard")
+    for slug in ("complete-profile", "accept-terms", "add-billing-contact"):
+        response = client.post(f"/onboarding/tasks/{slug}/complete", data={"csrf_token": token}, headers=HX)
+        assert response.status_code == 200 and response.headers["HX-Trigger"] == "feed-changed"
+
+    staff = Auth(app.test_client())
+    assert staff.login("sam@example.com").status_code == 302
+    page = parse(staff.client.get(f"/crm/contacts/{contact_id}"))
+    assert page.text("#contact-status .badge") == "ACTIVE"
+    assert page.text(f"#account-{contact_id} .onboarding-count") == "4 of 4 required done · complete"
+    feed = _feed(parse(staff.client.get("/dashboard")))
+    assert feed[0] == "Margaret Hamilton finished onboarding and is now active"
+    assert "Sam approved Margaret Hamilton; account created" in feed
 
 
 def test_mark_done_without_js_posts_and_redirects(app, client, user, token):

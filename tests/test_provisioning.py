@@ -80,6 +80,7 @@ def test_provision_creates_user_checklist_email_and_event(make, session, mailbox
     assert len(mailbox.messages) == 1
     message = mailbox.messages[0]
     assert message["To"] == "ada@example.com"
+    assert message["Subject"] == "Welcome! Your account is ready"
     assert "http://localhost/login" in mailbox.text(message)
     password = mailbox.temporary_password("ada@example.com")
     html = parse(mailbox.html(message))
