@@ -170,7 +170,7 @@ def test_staff_see_a_finished_onboarding_on_the_contact_page_and_in_the_feed(app
     contact_id = make.contact("QUALIFIED", name="Margaret Hamilton", email="margaret@example.com")
     with app.app_context():
         user_id = provisioning.provision_account(db.session, contact_id, actor=sam).user.id
-        provisioning.set_password(db.session, user_id, NEW_PASSWORD)
+        accounts.set_password(db.session, user_id, NEW_PASSWORD)
     auth.login("margaret@example.com", NEW_PASSWORD)
     token = auth.csrf("/dashboard")
     for slug in ("complete-profile", "accept-terms", "add-billing-contact"):

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
 
-from onboarding_app import create_app, feed, outbox, provisioning, webhooks
+from onboarding_app import feed, outbox, provisioning, webhooks
 from onboarding_app.errors import ValidationFailed
 from onboarding_app.extensions import db, huey
 from onboarding_app.models import OutboundEmail, WebhookDelivery, utcnow
 
-from .conftest import ON_POSTGRES, Factory
+from .conftest import ON_POSTGRES, Factory, make_app
 
 
 # --- real peers -------------------------------------------------------------------------------
@@ -93,7 +93,8 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # A short poll interval: shutdown() waits for the serving loop's next poll.
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def close(self) -> None:
         self.release.set()
@@ -133,7 +134,7 @@ def queued_app(app_config, tmp_path):
     """An app whose jobs go to a real queue (Redis on PostgreSQL runs, a SQLite file
     otherwise) instead of running in the request: what production does."""
     url = "redis://127.0.0.1:6379/15" if ON_POSTGRES else f"sqlite:///{tmp_path / 'huey.sqlite3'}"
-    app = create_app({**app_config, "HUEY_IMMEDIATE": False, "HUEY_URL": url,
+    app = make_app({**app_config, "HUEY_IMMEDIATE": False, "HUEY_URL": url,
                       "MAIL_TIMEOUT": 1.0, "MAIL_RETRY_SCHEDULE": (3, 3, 3, 3, 3, 3)})
     huey.flush()
     yield app

@@ -84,7 +84,7 @@ def test_new_user_completes_the_checklist_without_a_reload(app, make, page):
     sam = make.user("staff", email="sam@example.com", name="Sam")
     contact_id = _approve(app, make, "Margaret Hamilton", "margaret@example.com", sam)
     with app.app_context():
-        provisioning.set_password(db.session, db.session.get(Contact, contact_id).user_id, NEW_PASSWORD)
+        accounts.set_password(db.session, db.session.get(Contact, contact_id).user_id, NEW_PASSWORD)
         db.session.remove()
 
     user = page
