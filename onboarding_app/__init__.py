@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, redirect, request, url_for
@@ -27,33 +28,40 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(test_config)
     _check_settings(app, test_config or {})
 
+    from . import request_guards, sessions
+    from .logsafe import get_logger
+    from .security import register_security_headers
+
+    request_guards.register(app)  # first: nothing else sees a NUL or an impossible id
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
-    from .security import register_security_headers
-
     register_security_headers(app)
+    sessions.register(app)
     _register_password_gate(app)
-    app.logger.setLevel(logging.INFO)  # app.logger is "onboarding_app", parent of every module logger
+    # app.logger is "onboarding_app", parent of every module logger; user text is escaped.
+    get_logger(app.logger.name).setLevel(logging.INFO)
     return app
 
 
 def _check_settings(app: Flask, explicit: dict) -> None:
-    # Development: debug mode, tests, or the embedded SQLite default (no DATABASE_URL), which
-    # is what a fresh clone runs. Anything pointed at a real database is production.
-    development = app.debug or app.testing or app.config.get("EMBEDDED_DATABASE", False)
-    if not app.config.get("SECRET_KEY"):
-        if not development:
-            raise config.ConfigError(
-                "SECRET_KEY is not set. Set it to a long random value, e.g. "
-                "SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))'). "
-                "Only development (--debug, or the embedded SQLite default) and tests run without it."
-            )
-        app.config["SECRET_KEY"] = "development-only-not-secret"
+    """The mode is ``APP_ENV`` (production unless told otherwise). Production refuses to
+    start without its settings (``config.check``); development and tests get a demo key,
+    cookies without ``Secure``, and a local base URL."""
+    config.check(app.config)
+    production = app.config["APP_ENV"] == "production"
+    if not production:
+        if not app.config.get("SECRET_KEY"):
+            app.config["SECRET_KEY"] = "development-only-not-secret"
+        if not app.config.get("APP_BASE_URL"):
+            app.config["APP_BASE_URL"] = config.DEVELOPMENT_BASE_URL
+    app.config["APP_BASE_URL"] = app.config["APP_BASE_URL"].rstrip("/")
     for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
         if key not in explicit:
-            app.config[key] = not development  # HTTPS-only cookies outside development
+            app.config[key] = production  # HTTPS-only cookies in production
+    # The browser forgets the session cookie when the session could not last longer anyway.
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=app.config["SESSION_MAX_HOURS"])
     app.config.setdefault("MAIL_DEBUG", False)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
@@ -145,7 +153,7 @@ def register_commands(app: Flask) -> None:
 
 def _register_password_gate(app: Flask) -> None:
     """A user whose password is temporary goes to /account/password before anything else."""
-    allowed = {"auth.change_password", "auth.logout", "static", "healthz"}
+    allowed = {"auth.change_password", "auth.logout", "auth.forgot", "auth.reset", "auth.welcome", "static", "healthz"}
 
     @app.before_request
     def require_own_password():

@@ -1,17 +1,25 @@
-"""Accounts: sign-in, passwords a user chooses, staff users, API tokens. Each use case runs
-as one transaction through ``run_in_transaction``; nothing here commits by itself."""
+"""Accounts: sign-in, passwords a user chooses (by hand or through a link), staff users, API
+tokens. Each use case runs as one transaction through ``run_in_transaction``; nothing here
+commits by itself. Password writes are conditional UPDATEs (see ``credentials``)."""
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import credentials, feed, provisioning
-from .errors import EmailTaken, InvalidCredentials, NotFound, TemporaryPasswordExpired, ValidationFailed
-from .models import ROLES, ApiToken, User, utcnow
+from . import credentials, feed, outbox, provisioning, throttle
+from .errors import (
+    EmailTaken,
+    InvalidCredentials,
+    LinkInvalid,
+    NotFound,
+    TemporaryPasswordExpired,
+    ValidationFailed,
+)
+from .logsafe import get_logger
+from .models import ROLES, ApiToken, User, new_session_token, utcnow
 from .schemas import normalise_email
 from .security import (
     generate_api_token,
@@ -23,40 +31,61 @@ from .security import (
 )
 from .transactions import get_or_404, run_in_transaction
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # last_used_at is written at most this often per token, so authenticating a request
 # almost never writes to the database.
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=5)
+MAX_EMAIL_LENGTH = 254
+WRONG_CREDENTIALS = "Wrong email or password."
+
+
+def _clean_email(email: str) -> str | None:
+    """The email as stored (trimmed, lower case), or None when it cannot be anyone's."""
+    email = (email or "").strip().lower()
+    if not email or len(email) > MAX_EMAIL_LENGTH or not email.isprintable():
+        return None
+    return email
 
 
 def _user_by_email(session: Session, email: str) -> User | None:
-    return session.execute(select(User).where(User.email == email.strip().lower())).scalar_one_or_none()
+    cleaned = _clean_email(email)
+    if cleaned is None:
+        return None
+    return session.execute(select(User).where(User.email == cleaned)).scalar_one_or_none()
 
 
 def authenticate(session: Session, email: str, password: str) -> User:
     """The active user with this email and password, or ``InvalidCredentials``.
 
     An expired temporary password is refused with ``TemporaryPasswordExpired``. The message
-    of a refusal never says whether the email exists.
+    of a refusal never says whether the email exists, and an email locked by too many
+    failures (``throttle``) is answered exactly as an unknown one, after the same work.
     """
-    user = _user_by_email(session, email)
+    cleaned = _clean_email(email) or ""
+    if throttle.email_locked(cleaned):
+        verify_password(None, password)  # the same work as any other answer
+        session.rollback()
+        raise InvalidCredentials(WRONG_CREDENTIALS)
+    user = _user_by_email(session, cleaned)
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.active:
         session.rollback()
-        raise InvalidCredentials("Wrong email or password.")
+        throttle.record_failed_sign_in(cleaned)
+        raise InvalidCredentials(WRONG_CREDENTIALS)
     if credentials.temporary_password_expired(user):
         session.rollback()
         raise TemporaryPasswordExpired(
-            "Your temporary password has expired. Ask us to resend your welcome email."
+            "Your temporary password has expired. We can email you a link to set your password."
         )
+    throttle.clear_failed_sign_ins(cleaned)
     if needs_rehash(user.password_hash):
         new_hash = hash_password(password)
-        user_id = user.id
+        user_id, old_hash = user.id, user.password_hash
 
         def rehash() -> None:
             session.execute(
-                update(User).where(User.id == user_id).values(password_hash=new_hash)
+                update(User).where(User.id == user_id, User.password_hash == old_hash).values(password_hash=new_hash)
                 .execution_options(synchronize_session=False)
             )
 
@@ -112,10 +141,14 @@ def change_password(
     session: Session, user_id: int, *, current_password: str, new_password: str
 ) -> User:
     """The user replaces their password: the current one is checked, the new one must pass
-    the policy. Ends the user's other sessions and completes the ``set-password`` task."""
+    the policy. Ends the user's other sessions and completes the ``set-password`` task.
+
+    The write happens only if the password checked is still the current one (a resend of the
+    welcome email may have replaced a temporary password meanwhile)."""
     user = get_or_404(session, User, user_id)
+    checked_hash = user.password_hash
     fields: dict[str, str] = {}
-    if not verify_password(user.password_hash, current_password):
+    if not verify_password(checked_hash, current_password):
         fields["current_password"] = "That is not your current password."
     problems = password_problems(new_password, email=user.email, name=user.name)
     if problems:
@@ -125,7 +158,7 @@ def change_password(
     if fields:
         session.rollback()
         raise ValidationFailed(fields, "The password was not changed.")
-    return _store_new_password(session, user_id, new_password)
+    return _store_new_password(session, user_id, new_password, User.password_hash == checked_hash)
 
 
 def set_password(session: Session, user_id: int, new_password: str) -> User:
@@ -138,18 +171,110 @@ def set_password(session: Session, user_id: int, new_password: str) -> User:
     return _store_new_password(session, user_id, new_password)
 
 
-def _store_new_password(session: Session, user_id: int, new_password: str) -> User:
+def _reload(session: Session, user_id: int) -> User:
+    return session.execute(
+        select(User).where(User.id == user_id).execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def _password_stored(session: Session, user_id: int) -> User:
+    """What follows a password of the user's own: the feed event and the ``set-password`` task."""
+    user = _reload(session, user_id)
+    feed.record(session, feed.EVENT_PASSWORD_SET, actor_id=user.id, user_id=user.id)
+    provisioning.tick_password_task(session, user)
+    return user
+
+
+def _store_new_password(session: Session, user_id: int, new_password: str, *conditions) -> User:
     new_hash = hash_password(new_password)  # before the transaction: no lock held while it runs
 
     def work() -> User:
-        user = get_or_404(session, User, user_id, lock=True)
-        user.password_hash = new_hash
-        user.must_change_password = False
-        user.temp_password_expires_at = None
-        user.rotate_session_token()
-        feed.record(session, feed.EVENT_PASSWORD_SET, actor_id=user.id, user_id=user.id)
-        provisioning.tick_password_task(session, user)
+        get_or_404(session, User, user_id, lock=True)
+        stored = session.execute(
+            update(User)
+            .where(User.id == user_id, *conditions)
+            .values(
+                password_hash=new_hash, must_change_password=False, temp_password_expires_at=None,
+                # Any link still out stops working, and every other session ends.
+                link_token_hash=None, link_purpose=None, link_expires_at=None,
+                session_token=new_session_token(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if stored.rowcount != 1:
+            raise ValidationFailed(
+                {"current_password": "Your password was replaced meanwhile (a new welcome email?). "
+                                     "Use the newest one you were sent."},
+                "The password was not changed.",
+            )
+        return _password_stored(session, user_id)
+
+    return run_in_transaction(session, work)
+
+
+# --- sign-in links -------------------------------------------------------------------------------
+
+
+def request_password_reset(session: Session, email: str) -> None:
+    """Forgot password: email the account a reset link, if there is one. Answers nothing, so
+    the caller cannot tell known, unknown and throttled addresses apart."""
+    cleaned = _clean_email(email)
+    if cleaned is None:
+        return
+    allowed = throttle.allow_reset_email(cleaned)  # counted for every address, known or not
+    user = _user_by_email(session, cleaned)
+    if user is None or not user.active or not allowed:
+        session.rollback()
+        return
+    _queue_reset(session, user.id)
+
+
+def send_password_reset(session: Session, email: str) -> User:
+    """An operator's reset (``flask users reset-password``): no throttle; unknown is an error."""
+    user = _user_by_email(session, email)
+    if user is None:
+        session.rollback()
+        raise NotFound(f"No user has the email {email}.")
+    if not user.active:
+        session.rollback()
+        raise ValidationFailed({"email": "This account is deactivated."}, "No link was sent.")
+    return _queue_reset(session, user.id)
+
+
+def _queue_reset(session: Session, user_id: int) -> User:
+    def work() -> User:
+        user = get_or_404(session, User, user_id)
+        outbox.queue_email(session, outbox.KIND_PASSWORD_RESET, user=user, contact=user.contact)
         return user
+
+    return run_in_transaction(session, work)
+
+
+def link_user(session: Session, token: str, purpose: str) -> User:
+    """The user a valid link belongs to (showing its form never uses it), or ``LinkInvalid``."""
+    user = credentials.user_for_link(session, token, purpose)
+    if user is None:
+        session.rollback()
+        raise LinkInvalid("This link is not valid any more: it was used, it expired, or a newer one was sent.")
+    return user
+
+
+def set_password_with_link(session: Session, token: str, purpose: str, new_password: str) -> User:
+    """Set the user's own password through a reset or welcome link: the link is used up, the
+    user's other sessions end, ``set-password`` is completed. A weak password leaves the
+    link unused; a link used by a concurrent request is ``LinkInvalid`` here."""
+    user = link_user(session, token, purpose)
+    problems = password_problems(new_password, email=user.email, name=user.name)
+    if problems:
+        session.rollback()
+        raise ValidationFailed({"new_password": " ".join(problems)}, "The password was not set.")
+    new_hash = hash_password(new_password)
+    user_id = user.id
+
+    def work() -> User:
+        if not credentials.use_link(session, user_id, token, purpose, new_hash):
+            raise LinkInvalid("This link was just used; it works only once.")
+        return _password_stored(session, user_id)
 
     return run_in_transaction(session, work)
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from . import accounts, checklist, contacts, outbox, provisioning
 from .errors import DomainError, ValidationFailed
 from .extensions import db
-from .models import ROLES, ApiToken, Contact, User
+from .models import ROLES, ApiToken, Contact, OutboundEmail, User
 
 
 def _fail(exc: DomainError) -> None:
@@ -39,6 +39,23 @@ def users_create(email: str, role: str, password: str, name: str) -> None:
     except DomainError as exc:
         _fail(exc)
     click.echo(f"Created {user.role} {user.email} (id {user.id}).")
+
+
+@users_cli.command("reset-password")
+@click.argument("email")
+def users_reset_password(email: str) -> None:
+    """Email the user a single-use link to set a new password (unlocks an account)."""
+    try:
+        user = accounts.send_password_reset(db.session, email)
+    except DomainError as exc:
+        _fail(exc)
+    latest = db.session.execute(
+        select(OutboundEmail.status).where(OutboundEmail.user_id == user.id, OutboundEmail.kind == outbox.KIND_PASSWORD_RESET)
+        .order_by(OutboundEmail.id.desc()).limit(1)
+    ).scalar_one()
+    state = "sent" if latest == "sent" else "queued (the outbox retries it)"
+    click.echo(f"Reset link for {user.email}: {state}. It works once, for "
+               f"{current_app.config['RESET_LINK_TTL_MINUTES']} minutes.")
 
 
 @users_cli.command("deactivate")

@@ -68,6 +68,18 @@ class PasswordAlreadySet(Conflict):
     code = "password_already_set"
 
 
+class StaffAccount(Conflict):
+    """A customer contact's email belongs to a staff or admin login, which it never takes over."""
+
+    code = "staff_account"
+
+
+class LinkInvalid(DomainError):
+    """A sign-in link that is unknown, used, expired, or for a deactivated account."""
+
+    code = "link_invalid"
+
+
 class InvalidCredentials(DomainError):
     code = "invalid_credentials"
 

@@ -29,6 +29,7 @@ STAFF_ROLES = ("admin", "staff")
 ACCOUNT_ROLES = ("client", "partner")
 CONTACT_STATUSES = ("LEAD", "QUALIFIED", "ONBOARDING", "ACTIVE", "LOST")
 EMAIL_STATUSES = ("pending", "sent", "failed")
+LINK_PURPOSES = ("reset", "welcome")
 
 
 def utcnow() -> datetime:
@@ -75,6 +76,7 @@ class User(UserMixin, TimestampMixin, db.Model):
     __table_args__ = (
         CheckConstraint(_in("role", ROLES), name="role"),
         CheckConstraint("email = lower(email)", name="email_lower"),
+        CheckConstraint(_in("link_purpose", LINK_PURPOSES), name="link_purpose"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -87,6 +89,11 @@ class User(UserMixin, TimestampMixin, db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     # Flask-Login's alternative id: rotating it ends every session of the user.
     session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
+    # The user's current sign-in link (credentials.py): SHA-256 of the emailed token, what it
+    # is for, when it stops working. A new link replaces it; using it clears it.
+    link_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    link_purpose: Mapped[str | None] = mapped_column(String(10))
+    link_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     contact: Mapped[Contact | None] = relationship(
         back_populates="user", foreign_keys="Contact.user_id", uselist=False

@@ -2,20 +2,20 @@
 
 A pending row says what to send (kind, user, contact), never a secret. Delivery has three
 short steps, none holding a lock while it waits on the network: claim the row (a lease, so
-no other deliverer takes it; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and, for a welcome
-email, issue the temporary password (its hash stored on the user in that same transaction);
+no other deliverer takes it; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and, for an email that
+carries a credential (a temporary password, a sign-in link: ``credentials.CREDENTIAL_KINDS``),
+issue it (its hash stored on the user in that same transaction);
 talk to the mail server with ``MAIL_TIMEOUT``; record the outcome. A failed attempt is
 retried on ``MAIL_RETRY_SCHEDULE`` up to ``MAIL_MAX_ATTEMPTS``, then the row is ``failed``.
 The stored copy of a sent email has its credential redacted. ``_send`` is the one place an
-email leaves the app.
+email leaves the app; only development writes emails to the log instead (a credential is
+never logged anywhere else).
 """
 
 from __future__ import annotations
 
-import logging
 import smtplib
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from flask import current_app, render_template
 from flask_mail import Connection, Message
@@ -24,18 +24,28 @@ from sqlalchemy.orm import Session
 
 from . import credentials, jobs, leases
 from .errors import NotFound
+from .logsafe import get_logger
 from .models import Contact, OutboundEmail, User, utcnow
 from .transactions import get_or_404, run_in_transaction
+from .web import external_url
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
-KIND_WELCOME = "welcome"  # a new account: holds a temporary password issued at delivery
+KIND_WELCOME = credentials.KIND_WELCOME  # a new account: a temporary password issued at delivery
+KIND_WELCOME_LINK = credentials.KIND_WELCOME_LINK  # a new account, WELCOME_CREDENTIAL=link
 KIND_WELCOME_EXISTING = "welcome_existing"  # an existing account linked to the contact
-REDACTED = "(temporary password, not stored)"
+KIND_PASSWORD_RESET = credentials.KIND_PASSWORD_RESET  # a reset link issued at delivery
+REDACTED = credentials.REDACTED_PASSWORD
 _SUBJECTS = {
     KIND_WELCOME: "Welcome! Your account is ready",
+    KIND_WELCOME_LINK: "Welcome! Your account is ready",
     KIND_WELCOME_EXISTING: "Welcome! Your onboarding has started",
+    KIND_PASSWORD_RESET: "Reset your password",
 }
+# A newer email supersedes the pending ones of these kinds: one welcome credential at a time.
+_SUPERSEDES = {KIND_WELCOME: (KIND_WELCOME, KIND_WELCOME_LINK), KIND_WELCOME_LINK: (KIND_WELCOME, KIND_WELCOME_LINK)}
+# The emails a contact's page reports as its welcome email.
+WELCOME_KINDS = (KIND_WELCOME, KIND_WELCOME_LINK, KIND_WELCOME_EXISTING)
 JOB_DELIVER = "deliver_email"
 
 
@@ -45,15 +55,6 @@ class DeliveryReport:
     failed: int
 
 
-def external_url(endpoint: str, **values) -> str:
-    """An absolute URL under ``APP_BASE_URL``, for links that leave the request (emails)."""
-    base = urlsplit(current_app.config["APP_BASE_URL"])
-    adapter = current_app.url_map.bind(
-        base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "http"
-    )
-    return adapter.build(endpoint, values, force_external=True)
-
-
 def queue_email(session: Session, kind: str, *, user: User, contact: Contact | None = None) -> OutboundEmail:
     """Add an email of ``kind`` (a key of ``_SUBJECTS``, rendered from
     ``templates/email/<kind>.txt`` and ``.html`` at delivery) to the outbox in the caller's
@@ -61,7 +62,8 @@ def queue_email(session: Session, kind: str, *, user: User, contact: Contact | N
     same kind to the same user supersedes any older one still pending."""
     session.execute(
         update(OutboundEmail)
-        .where(OutboundEmail.user_id == user.id, OutboundEmail.kind == kind, OutboundEmail.status == "pending")
+        .where(OutboundEmail.user_id == user.id, OutboundEmail.kind.in_(_SUPERSEDES.get(kind, (kind,))),
+               OutboundEmail.status == "pending")
         .values(status="failed", last_error="Superseded by a newer email of the same kind.")
         .execution_options(synchronize_session=False)
     )
@@ -81,9 +83,14 @@ def queue_email(session: Session, kind: str, *, user: User, contact: Contact | N
 
 
 def queue_welcome_email(session: Session, *, user: User, contact: Contact, with_password: bool) -> OutboundEmail:
-    """The welcome email: with a temporary password issued at delivery for a new account, or
-    without one for an existing account that was linked to the contact."""
-    return queue_email(session, KIND_WELCOME if with_password else KIND_WELCOME_EXISTING, user=user, contact=contact)
+    """The welcome email: with a credential issued at delivery for a new account (a temporary
+    password, or a set-password link when ``WELCOME_CREDENTIAL=link``), or without one for an
+    existing account that was linked to the contact."""
+    if not with_password:
+        kind = KIND_WELCOME_EXISTING
+    else:
+        kind = KIND_WELCOME_LINK if current_app.config["WELCOME_CREDENTIAL"] == "link" else KIND_WELCOME
+    return queue_email(session, kind, user=user, contact=contact)
 
 
 def _lease_seconds() -> float:
@@ -91,14 +98,18 @@ def _lease_seconds() -> float:
     return max(60.0, 6 * float(current_app.config["MAIL_TIMEOUT"]))
 
 
-def _render(email: OutboundEmail, password: str | None) -> tuple[str, str]:
+def _render(email: OutboundEmail, secret: dict[str, str]) -> tuple[str, str]:
     context = {
         "user": email.user,
         "contact": email.contact,
-        "password": password,
+        "password": None,
+        "link_url": None,
         "sign_in_url": external_url("auth.login", email=email.recipient),
+        "forgot_url": external_url("auth.forgot"),
         "ttl_hours": current_app.config["TEMP_PASSWORD_TTL_HOURS"],
+        "reset_ttl_minutes": current_app.config["RESET_LINK_TTL_MINUTES"],
         "email": email,
+        **secret,
     }
     return (
         render_template(f"email/{email.kind}.txt", **context),
@@ -122,10 +133,13 @@ class _TimedConnection(Connection):
 
 
 def _send(recipient: str, subject: str, text: str, html: str) -> None:
-    """The one place an email leaves the app: SMTP, or the log when no server is set."""
+    """The one place an email leaves the app: SMTP; in development without a server, the log.
+    Anywhere else, no server means the attempt fails: a credential is never logged."""
     if not current_app.config.get("MAIL_SERVER"):
-        log.info("MAIL_SERVER is not set; the email is written here instead.\nTo: %s\nSubject: %s\n\n%s",
-                 recipient, subject, text)
+        if current_app.config["APP_ENV"] != "development":
+            raise smtplib.SMTPException("MAIL_SERVER is not set; the email was not sent")
+        log.info("MAIL_SERVER is not set (development); the email is written here instead. "
+                 "To: %s | Subject: %s | %s", recipient, subject, text)
         return
     with _TimedConnection(current_app.extensions["mail"]) as connection:
         connection.send(Message(subject=subject, recipients=[recipient], body=text, html=html))
@@ -144,8 +158,8 @@ def deliver_email(session: Session, email_id: int, *, due_only: bool = True) -> 
     any number of workers at once and to repeat: an email is sent by one of them only."""
     kind = session.execute(select(OutboundEmail.kind).where(OutboundEmail.id == email_id)).scalar_one_or_none()
     session.rollback()
-    # The slow part (argon2) comes before the claim, so no lock waits on it.
-    password, password_hash = credentials.hashed_temporary_password() if kind == KIND_WELCOME else (None, None)
+    # The slow or random part (argon2) comes before the claim, so no lock waits on it.
+    prepared = credentials.prepare(kind)
 
     def claim() -> _Claimed | str | None:
         if not leases.claim(session, OutboundEmail, email_id, lease_seconds=_lease_seconds(), due_only=due_only):
@@ -153,16 +167,18 @@ def deliver_email(session: Session, email_id: int, *, due_only: bool = True) -> 
         email = session.execute(
             select(OutboundEmail).where(OutboundEmail.id == email_id).execution_options(populate_existing=True)
         ).scalar_one()
-        if password_hash is not None and not credentials.issue_temporary_password(
-            session, email.user_id, password_hash, ttl_hours=current_app.config["TEMP_PASSWORD_TTL_HOURS"]
-        ):
-            email.status = "failed"
-            email.claimed_until = None
-            email.last_error = "Not sent: the user has already set their own password."
-            return leases.FAILED
-        text, html = _render(email, password)
+        issued = None
+        if prepared is not None:
+            try:
+                issued = credentials.issue(session, kind, email.user_id, prepared)
+            except credentials.NotIssued as exc:  # e.g. the user has set their own password
+                email.status = "failed"
+                email.claimed_until = None
+                email.last_error = f"Not sent: {exc}."
+                return leases.FAILED
+        text, html = _render(email, issued.context if issued else {})
         # The stored copy is what is sent, less the secret.
-        email.body_text, email.body_html = _render(email, REDACTED) if password else (text, html)
+        email.body_text, email.body_html = _render(email, issued.redacted) if issued else (text, html)
         return _Claimed(email.recipient, email.subject, text, html)
 
     claimed = run_in_transaction(session, claim)
@@ -215,5 +231,8 @@ def retry_now(session: Session, contact_id: int, email_id: int) -> OutboundEmail
 
 def latest_welcome_email(session: Session, contact_id: int) -> OutboundEmail | None:
     return session.execute(
-        select(OutboundEmail).where(OutboundEmail.contact_id == contact_id).order_by(OutboundEmail.id.desc()).limit(1)
+        select(OutboundEmail)
+        .where(OutboundEmail.contact_id == contact_id, OutboundEmail.kind.in_(WELCOME_KINDS))
+        .order_by(OutboundEmail.id.desc())
+        .limit(1)
     ).scalar_one_or_none()

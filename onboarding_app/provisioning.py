@@ -18,7 +18,16 @@ from sqlalchemy.orm import Session
 
 from . import credentials, feed, outbox
 from .checklist import RequiredProgress, TaskState, required_progress
-from .errors import AutomaticTask, Conflict, NotFound, NotProvisioned, NotQualified, PasswordAlreadySet, UnknownTask
+from .errors import (
+    AutomaticTask,
+    Conflict,
+    NotFound,
+    NotProvisioned,
+    NotQualified,
+    PasswordAlreadySet,
+    StaffAccount,
+    UnknownTask,
+)
 from .models import Contact, OnboardingProgress, OnboardingTask, User, utcnow
 from .transactions import LostRace, get_or_404, run_in_transaction
 
@@ -92,6 +101,13 @@ def provision_account(
             )
             session.add(user)
             session.flush()
+        elif user.is_staff:
+            # A customer contact never takes over a staff login (SPEC step 4): change nothing.
+            raise StaffAccount(
+                f"{user.email} is a {user.role} account; a customer contact cannot be linked to it. "
+                "Give the contact another email address.",
+                user_id=user.id, email=user.email,
+            )
         elif user.contact is not None:
             if user.contact.id == contact.id:
                 # SQLite: a concurrent request provisioned this very contact since we read it;
@@ -121,8 +137,9 @@ def provision_account(
 
 
 def resend_welcome_email(session: Session, contact_id: int, *, actor: User | int | None = None) -> User:
-    """Queue a fresh welcome email. The old temporary password stops working now; the new one
-    is issued when this email is delivered."""
+    """Queue a fresh welcome email. The old temporary password (or link) stops working now; the
+    new one is issued when this email is delivered. Refused once the user has set their own
+    password, however close the two requests are."""
     actor_id = _actor_id(actor)
 
     def work() -> User:
@@ -130,11 +147,12 @@ def resend_welcome_email(session: Session, contact_id: int, *, actor: User | int
         if contact.user_id is None:
             raise NotProvisioned(f"{contact.name} has no account yet.")
         user = session.get(User, contact.user_id)
-        if not user.must_change_password:
+        # Conditional, not read-then-write: if the user sets their own password meanwhile,
+        # nothing is revoked and the resend is refused.
+        if not credentials.revoke_welcome_credentials(session, user.id):
             raise PasswordAlreadySet(
                 f"{user.email} has already set their own password; there is nothing to resend."
             )
-        credentials.revoke_temporary_password(user)
         outbox.queue_welcome_email(session, user=user, contact=contact, with_password=True)
         feed.record_account_event(session, feed.EVENT_WELCOME_RESENT, contact_id=contact.id, user=user, actor_id=actor_id)
         return user

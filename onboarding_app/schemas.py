@@ -268,7 +268,7 @@ class FeedQuery(Query):
     refusal: ClassVar[str] = "Invalid feed query."
 
     type: EventType = ""
-    before: int = Field(None, ge=1, le=2**62,
+    before: int = Field(None, ge=1, le=MAX_ID,
                         description="Only events older than this id: the `next_before` of the previous page.")
     limit: int = Field(None, ge=1, le=MAX_FEED_LIMIT,
                        description="Page size (the server's default when left out).")
@@ -426,18 +426,20 @@ class InvalidFields(BaseModel):
 
 
 class AlreadyProvisionedDetail(BaseModel):
-    code: Literal["already_provisioned"]
+    code: Literal["already_provisioned", "user_exists"]
     message: str
 
 
 class AlreadyProvisioned(BaseModel):
-    user_id: int = Field(description="The account the contact already has.")
+    user_id: int = Field(description="The account the contact already has (`already_provisioned`), or the "
+                                     "existing account now linked to it (`user_exists`).")
     email: str
     error: AlreadyProvisionedDetail
 
 
 class ProvisionConflict(RootModel[AlreadyProvisioned | Error]):
-    """409 on provisioning: the account the contact already has, or another conflict."""
+    """409 on provisioning: the account the contact has (already, or an existing one just linked), or
+    another conflict (`staff_account`, nothing changed)."""
 
 
 class OpenApiDocument(RootModel[dict[str, Any]]):

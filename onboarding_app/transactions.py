@@ -5,7 +5,6 @@ transaction, retries it when a concurrent writer got there first, and runs its
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from typing import Callable, TypeVar
@@ -15,12 +14,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from .errors import NotFound
+from .logsafe import get_logger
 
 T = TypeVar("T")
 M = TypeVar("M")
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _CALLBACKS = "after_commit_callbacks"
+MAX_ID = 2**31 - 1  # the largest value an INTEGER primary key holds
 
 
 class LostRace(Exception):
@@ -89,6 +90,8 @@ def get_or_404(session: Session, model: type[M], row_id: int, *, lock: bool = Fa
     """The row with this primary key, or the domain's ``NotFound`` ("Contact 7 does not
     exist."). ``lock`` holds the row until the transaction ends (FOR UPDATE on PostgreSQL;
     SQLite serialises writers with its database lock)."""
+    if not 0 <= row_id <= MAX_ID:  # no row can have it; PostgreSQL would refuse the comparison
+        raise NotFound(f"{label or model.__name__} {row_id} does not exist.")
     if lock:
         row = session.execute(select(model).where(model.id == row_id).with_for_update()).scalar_one_or_none()
     else:

@@ -4,12 +4,23 @@ timestamp. (The status of a domain refusal comes from ``http_errors.status_for``
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request
 
 from .errors import NotFound
 
 # htmx event after a change the feed shows: the feed section (_feed.html) fetches itself again.
 FEED_CHANGED = "feed-changed"
+
+
+def external_url(endpoint: str, **values) -> str:
+    """An absolute URL under ``APP_BASE_URL``, for links that leave the request (emails)."""
+    base = urlsplit(current_app.config["APP_BASE_URL"])
+    adapter = current_app.url_map.bind(
+        base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "http"
+    )
+    return adapter.build(endpoint, values, force_external=True)
 
 
 def is_htmx() -> bool:

@@ -530,17 +530,46 @@ def test_provision_again_is_409_with_the_same_user_and_writes_nothing(api, make,
     assert len(mailbox.to("nia@example.com")) == 1
 
 
-def test_provision_links_an_existing_user_with_that_email(api, make, app, mailbox):
+def test_seed_t3_provision_answers_409_user_exists_when_an_account_existed(api, make, app, mailbox):
+    """Seed T3: 409 with the existing user_id; the account is linked and onboarding starts."""
     existing = make.user("client", email="kim@example.com", password=USER_PASSWORD)
     contact_id = make.contact("QUALIFIED", email="kim@example.com")
     users_before = snapshot(app)["counts"]["users"]
     response = api.post(f"/crm/contacts/{contact_id}/provision")
-    assert response.status_code == 201
-    assert response.get_json() == {"user_id": existing, "email": "kim@example.com"}
+    error = assert_error(response, 409, "user_exists")
+    assert error["message"]
+    body = response.get_json()
+    assert (body["user_id"], body["email"]) == (existing, "kim@example.com")
     assert snapshot(app)["counts"]["users"] == users_before
     with app.app_context():
-        assert db.session.get(User, existing).must_change_password is False
+        user = db.session.get(User, existing)
+        assert user.must_change_password is False
+        contact = db.session.get(Contact, contact_id)
+        assert (contact.user_id, contact.status) == (existing, "ONBOARDING")
+        progress = db.session.execute(
+            select(func.count()).select_from(OnboardingProgress).where(OnboardingProgress.user_id == existing)
+        ).scalar_one()
+        assert progress > 0  # the checklist exists
     assert "Temporary password" not in mailbox.text(mailbox.to("kim@example.com")[-1])
+    # Again: already_provisioned, with the same user_id, and nothing new.
+    again = api.post(f"/crm/contacts/{contact_id}/provision")
+    assert_error(again, 409, "already_provisioned")
+    assert again.get_json()["user_id"] == existing
+    assert len(mailbox.to("kim@example.com")) == 1
+
+
+@pytest.mark.parametrize("role", ["staff", "admin"])
+def test_staff_takeover_by_provisioning_is_refused_409_staff_account(api, make, app, mailbox, role):
+    staff_id = make.user(role, email="boss@example.com")
+    contact_id = make.contact("QUALIFIED", email="boss@example.com")
+    before = snapshot(app)
+    assert_error(api.post(f"/crm/contacts/{contact_id}/provision"), 409, "staff_account")
+    assert snapshot(app) == before  # nothing changed: no link, no checklist, no email, no event
+    with app.app_context():
+        contact = db.session.get(Contact, contact_id)
+        assert (contact.user_id, contact.status) == (None, "QUALIFIED")
+        assert db.session.get(User, staff_id).contact is None
+    assert mailbox.to("boss@example.com") == []
 
 
 def test_provision_called_at_once_by_several_scripts_makes_one_account(app, staff_token, make, mailbox):

@@ -90,7 +90,9 @@ def update_contact(user, contact_id: int, json: schemas.ContactUpdate):
     HTTP_400=(schemas.Error, "The contact is not QUALIFIED (or, from a browser, the CSRF token is missing). "
                              "Codes: `not_qualified`, `csrf_failed`."),
     HTTP_409=(schemas.ProvisionConflict, "The contact already has an account (`already_provisioned`, with its "
-                                         "`user_id`), or its email belongs to another contact's account."),
+                                         "`user_id`); an account with its email existed and is now linked "
+                                         "(`user_exists`, with its `user_id`); its email belongs to a staff login "
+                                         "(`staff_account`, nothing changed) or to another contact's account."),
 )
 def provision(user, contact_id: int):
     """Create the account of a QUALIFIED contact (or link the existing user with its email).
@@ -102,6 +104,12 @@ def provision(user, contact_id: int):
         return schemas.AlreadyProvisioned(
             user_id=result.user.id, email=result.user.email,
             error={"code": "already_provisioned", "message": f"This contact already has the account {result.user.email}."},
+        ), 409
+    if not result.created:  # an account with that email existed: it is now linked, none was created
+        return schemas.AlreadyProvisioned(
+            user_id=result.user.id, email=result.user.email,
+            error={"code": "user_exists", "message": f"An account for {result.user.email} already existed; it is now "
+                                                     "linked to this contact and its onboarding has started."},
         ), 409
     return schemas.Provisioned(user_id=result.user.id, email=result.user.email), 201
 

@@ -22,3 +22,19 @@ class PasswordForm(FlaskForm):
         validators=[DataRequired(), EqualTo("new_password", message="The two new passwords differ.")],
     )
     submit = SubmitField("Set password")
+
+
+class ForgotForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    submit = SubmitField("Email me a link")
+
+
+class NewPasswordForm(FlaskForm):
+    """The form behind a reset or welcome link: the new password twice."""
+
+    new_password = PasswordField("New password", validators=[DataRequired(), Length(max=256)])
+    confirm_password = PasswordField(
+        "Repeat the new password",
+        validators=[DataRequired(), EqualTo("new_password", message="The two new passwords differ.")],
+    )
+    submit = SubmitField("Set password")

@@ -203,7 +203,8 @@ def resend_welcome(contact_id: int):
     except Conflict as exc:  # NotProvisioned, PasswordAlreadySet
         error, status = exc.message, status_for(exc)
     else:
-        notice = f"A new temporary password was issued for {user.email}; the old one no longer works."
+        what = "set-password link" if current_app.config["WELCOME_CREDENTIAL"] == "link" else "temporary password"
+        notice = f"A new {what} was issued for {user.email}; the old one no longer works."
     contact = contacts.get_contact(db.session, contact_id)
     return respond(
         "crm/_account.html", redirect_to=url_for(".contact", contact_id=contact_id), status=status,
