@@ -154,7 +154,9 @@ def build(database_url: str, n: int, *, quiet: bool = False) -> BenchData:
     from onboarding_app.security import generate_api_token, hash_api_token, hash_password
 
     started = time.perf_counter()
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "benchmark-builder"})
+    # An offline builder, not a server: development mode (no mail server, no public address).
+    app = create_app({"APP_ENV": "development", "SQLALCHEMY_DATABASE_URI": database_url,
+                      "SECRET_KEY": "benchmark-builder"})
     rng = random.Random(n)
     now = datetime.now(timezone.utc).replace(microsecond=0)
     start = now - timedelta(days=365)

@@ -1,6 +1,11 @@
 """The app factory, configuration from the environment, health and security headers."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,54 +22,92 @@ def test_test_config_overrides_defaults(app):
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
 
 
-def test_default_database_is_sqlite_under_instance(monkeypatch):
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    app = create_app({"TESTING": True})
+PRODUCTION = {"SECRET_KEY": "s" * 40, "MAIL_SERVER": "smtp.example.com", "APP_BASE_URL": "https://onb.example.com"}
+ROOT = Path(__file__).resolve().parent.parent
+MODE_SETTINGS = ("APP_ENV", "SECRET_KEY", "MAIL_SERVER", "APP_BASE_URL", "DATABASE_URL", "FLASK_DEBUG")
+
+
+@pytest.fixture
+def bare_env(monkeypatch):
+    """An environment with none of the mode's settings."""
+    for name in MODE_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def production(monkeypatch, **overrides):
+    for name, value in {**PRODUCTION, **overrides}.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+
+def test_default_database_is_sqlite_under_instance(bare_env):
+    app = create_app({"APP_ENV": "test"})
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     assert uri.startswith("sqlite:///") and uri.endswith("instance/onboarding.sqlite3")
 
 
-def test_database_url_from_environment(monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@db.example/prod")
-    monkeypatch.setenv("SECRET_KEY", "s" * 40)
+def test_database_url_from_environment(bare_env):
+    production(bare_env)
+    bare_env.setenv("DATABASE_URL", "postgresql+psycopg://u@db.example/prod")
     app = create_app()
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db.example/prod"
+    assert app.config["APP_ENV"] == "production"
 
 
-def test_secret_key_required_outside_development(monkeypatch):
-    monkeypatch.delenv("SECRET_KEY", raising=False)
-    monkeypatch.delenv("FLASK_DEBUG", raising=False)
-    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@db.example/prod")
-    with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "MAIL_SERVER", "APP_BASE_URL"])
+def test_production_refuses_to_start_without_a_required_setting(bare_env, missing):
+    production(bare_env, **{missing: None})
+    with pytest.raises(ConfigError, match=missing) as refused:
+        create_app()
+    assert "\n" not in str(refused.value)
+
+
+def test_mode_is_never_inferred_from_a_missing_database_url(bare_env):
+    """Finding "Mode": no DATABASE_URL used to mean development (public key, no Secure
+    cookies). Now no APP_ENV means production, which refuses to start without its settings."""
+    with pytest.raises(ConfigError, match="APP_ENV is production.*SECRET_KEY"):
+        create_app()
+    production(bare_env)
+    app = create_app()  # still no DATABASE_URL: the SQLite default, served as production
+    assert app.config["SESSION_COOKIE_SECURE"] is True and app.config["SECRET_KEY"] == "s" * 40
+
+
+def test_development_runs_with_a_demo_key_and_plain_cookies(bare_env):
+    bare_env.setenv("APP_ENV", "development")
+    app = create_app()
+    assert app.config["SECRET_KEY"] and app.config["SESSION_COOKIE_SECURE"] is False
+    assert app.config["APP_BASE_URL"] == "http://127.0.0.1:5000"
+
+
+def test_unknown_app_env_is_refused(bare_env):
+    bare_env.setenv("APP_ENV", "staging")
+    with pytest.raises(ConfigError, match="APP_ENV must be one of production, development, test"):
         create_app()
 
 
-def test_embedded_sqlite_default_runs_without_secret_key(monkeypatch):
-    monkeypatch.delenv("SECRET_KEY", raising=False)
-    monkeypatch.delenv("FLASK_DEBUG", raising=False)
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    app = create_app()
-    assert app.config["SECRET_KEY"] and app.config["SESSION_COOKIE_SECURE"] is False
-
-
-def test_production_cookies_are_secure(monkeypatch):
-    monkeypatch.setenv("SECRET_KEY", "s" * 40)
-    monkeypatch.delenv("FLASK_DEBUG", raising=False)
-    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@db.example/prod")
+def test_production_cookies_are_secure(bare_env):
+    production(bare_env)
     app = create_app()
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["REMEMBER_COOKIE_SECURE"] is True
 
 
-def test_settings_read_from_environment(monkeypatch):
-    monkeypatch.setenv("SECRET_KEY", "s" * 40)
-    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@db.example/prod")
-    monkeypatch.setenv("APP_BASE_URL", "https://onboarding.example.com/")
-    monkeypatch.setenv("TEMP_PASSWORD_TTL_HOURS", "24")
-    monkeypatch.setenv("MAIL_SERVER", "smtp.example.com")
-    monkeypatch.setenv("MAIL_PORT", "2525")
-    monkeypatch.setenv("MAIL_USE_TLS", "true")
-    monkeypatch.setenv("RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/0")
+def test_settings_read_from_environment(bare_env):
+    production(bare_env, APP_BASE_URL="https://onboarding.example.com/")
+    bare_env.setenv("DATABASE_URL", "postgresql+psycopg://u@db.example/prod")
+    bare_env.setenv("TEMP_PASSWORD_TTL_HOURS", "24")
+    bare_env.setenv("MAIL_PORT", "2525")
+    bare_env.setenv("MAIL_USE_TLS", "true")
+    bare_env.setenv("RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/0")
+    bare_env.setenv("WELCOME_CREDENTIAL", "link")
+    bare_env.setenv("RESET_LINK_TTL_MINUTES", "30")
+    bare_env.setenv("SESSION_IDLE_MINUTES", "0.5")
+    bare_env.setenv("SESSION_MAX_HOURS", "8")
+    bare_env.setenv("TRUSTED_PROXIES", "1")
+    bare_env.setenv("RATELIMIT_ENABLED", "0")
     app = create_app()
     assert app.config["APP_BASE_URL"] == "https://onboarding.example.com"
     assert app.config["TEMP_PASSWORD_TTL_HOURS"] == 24
@@ -72,12 +115,56 @@ def test_settings_read_from_environment(monkeypatch):
     assert app.config["MAIL_PORT"] == 2525
     assert app.config["MAIL_USE_TLS"] is True
     assert app.config["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6379/0"
+    assert app.config["WELCOME_CREDENTIAL"] == "link"
+    assert app.config["RESET_LINK_TTL_MINUTES"] == 30
+    assert app.config["SESSION_IDLE_MINUTES"] == 0.5
+    assert app.config["SESSION_MAX_HOURS"] == 8
+    assert app.config["TRUSTED_PROXIES"] == 1
+    assert app.config["RATELIMIT_ENABLED"] is False
 
 
-def test_malformed_number_setting_fails_clearly(monkeypatch):
-    monkeypatch.setenv("TEMP_PASSWORD_TTL_HOURS", "three days")
-    with pytest.raises(ConfigError, match="TEMP_PASSWORD_TTL_HOURS must be a whole number"):
-        create_app({"TESTING": True})
+@pytest.mark.parametrize("name", ["TEMP_PASSWORD_TTL_HOURS", "RESET_LINK_TTL_MINUTES", "SESSION_IDLE_MINUTES",
+                                  "SESSION_MAX_HOURS"])
+@pytest.mark.parametrize("value", ["three days", "nan", "-1", "0"])
+def test_a_duration_that_is_not_a_positive_number_stops_the_start(bare_env, name, value):
+    bare_env.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        create_app({"APP_ENV": "test"})
+
+
+def _env_without_mode_settings(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in MODE_SETTINGS}
+    return {**env, **extra}
+
+
+def test_flask_command_refuses_to_start_in_production_with_one_line(tmp_path):
+    env = _env_without_mode_settings(SECRET_KEY="s" * 40, APP_BASE_URL="https://onb.example.com",
+                                     DATABASE_URL=f"sqlite:///{tmp_path}/x.sqlite3")
+    done = subprocess.run([str(Path(sys.executable).with_name("flask")), "--app", "wsgi", "db", "upgrade"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MAIL_SERVER" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (tmp_path / "x.sqlite3").exists() or (tmp_path / "x.sqlite3").stat().st_size == 0
+
+
+def test_gunicorn_refuses_to_start_in_production_with_one_line():
+    env = _env_without_mode_settings(MAIL_SERVER="smtp.example.com", APP_BASE_URL="https://onb.example.com")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("gunicorn")), "--bind", "127.0.0.1:0", "wsgi:app"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(10)
+    assert process.returncode == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "SECRET_KEY" in lines[0], err
+    assert "Traceback" not in err + out
 
 
 def test_healthz_ok(client):
@@ -87,7 +174,7 @@ def test_healthz_ok(client):
 
 
 def test_healthz_503_when_database_is_down(tmp_path):
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/missing/dir/x.db"})
+    app = create_app({"APP_ENV": "test", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/missing/dir/x.db"})
     response = app.test_client().get("/healthz")
     assert response.status_code == 503
     assert response.get_json() == {"status": "unavailable"}
