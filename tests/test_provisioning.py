@@ -316,13 +316,30 @@ def test_smtp_unreachable_counts_as_failed_then_gives_up_after_max_attempts(app,
     assert "0 sent, 0 failed" in runner.invoke(args=["outbox", "deliver"]).output
 
 
-def test_without_mail_server_the_email_goes_to_the_log(app, make, session, caplog):
-    app.config["MAIL_SERVER"] = None
+def test_in_development_without_mail_server_the_email_goes_to_the_log_on_one_line(app, make, session, caplog):
+    app.config.update(MAIL_SERVER=None, APP_ENV="development")
     contact_id = make.contact("QUALIFIED", email="ada@example.com")
     with caplog.at_level("INFO", logger="onboarding_app.outbox"):
         provisioning.provision_account(session, contact_id)
-    assert "To: ada@example.com" in caplog.text and "Temporary password:" in caplog.text
+    record = next(r for r in caplog.records if "To: ada@example.com" in r.getMessage())
+    assert "Temporary password:" in record.getMessage() and "\n" not in record.getMessage()
     assert session.execute(select(OutboundEmail.status)).scalar_one() == "sent"
+
+
+@pytest.mark.parametrize("mode", ["test", "production"])
+def test_credentials_in_logs_never_outside_development(app, make, session, caplog, mode):
+    """Finding "Credentials in logs": with no MAIL_SERVER outside development the temporary
+    password went to the log. Now the attempt fails (kept pending, retried) and nothing of the
+    email is logged. (Production cannot even start without MAIL_SERVER: test_factory.)"""
+    app.config.update(MAIL_SERVER=None, APP_ENV=mode)
+    contact_id = make.contact("QUALIFIED", email="ada@example.com")
+    with caplog.at_level("DEBUG"):
+        provisioning.provision_account(session, contact_id)
+    assert "Temporary password" not in caplog.text and "ada@example.com" not in caplog.text.replace(
+        "to ada@example.com", "")
+    email = session.execute(select(OutboundEmail)).scalar_one()
+    assert email.status == "pending" and "MAIL_SERVER is not set" in email.last_error
+    assert email.body_text is None
 
 
 # --- 9. concurrency -------------------------------------------------------------------------------
