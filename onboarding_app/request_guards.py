@@ -3,15 +3,15 @@ makes a 500"):
 
 - a path id larger than the database's INTEGER holds (``/crm/contacts/2147483648``): 404,
   like any unknown address, before the database is asked an out-of-range question;
-- a NUL character anywhere in the path, the query string, a form or a JSON body (PostgreSQL
-  cannot store it, and no field needs it): 400 before any view runs;
+- a NUL character in a page's path or in any query string (PostgreSQL cannot compare with
+  it, and no parameter needs it): 404 / 422 before any view runs. Form fields and JSON bodies
+  are refused field by field by their schemas;
 - ``X-Forwarded-*`` headers, believed only from ``TRUSTED_PROXIES`` proxies (Werkzeug's
   ProxyFix; with 0 they are ignored and the client address is the socket's).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Flask, render_template, request
@@ -39,20 +39,9 @@ NUL_MESSAGE = "Contains a NUL character, which no field accepts."
 
 
 def nul_fields() -> dict[str, str]:
-    """The request's fields (query, form, JSON keys) holding a NUL character."""
+    """The query parameters holding a NUL character. (Form fields and JSON bodies are read by
+    their schemas, which refuse it next to the field: schemas.py, auth/forms.py.)"""
     fields = {name: NUL_MESSAGE for name, values in request.args.lists() if _has_nul([name, values])}
-    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            fields.update({name: NUL_MESSAGE for name, values in request.form.lists() if _has_nul([name, values])})
-        elif request.is_json:
-            try:
-                body = json.loads(request.get_data(cache=True))
-            except (ValueError, RecursionError):  # malformed: the view says so
-                body = None
-            if isinstance(body, dict):
-                fields.update({str(k).replace("\x00", "?"): NUL_MESSAGE for k, v in body.items() if _has_nul([k, v])})
-            elif _has_nul(body):
-                fields["body"] = NUL_MESSAGE
     return {name.replace("\x00", "?"): message for name, message in fields.items()}
 
 

@@ -340,9 +340,9 @@ def test_bad_input_nul_byte_in_the_sign_in_email_is_refused_not_500(make, auth, 
     token = auth.csrf()
     response = client.post("/login", data={"email": "sam\x00@example.com", "password": STAFF_PASSWORD,
                                            "csrf_token": token})
-    assert response.status_code in (400, 422)
+    assert response.status_code == 422 and "not allowed" in response.get_data(as_text=True)
     response = client.post("/account/forgot", data={"email": "sam\x00@example.com", "csrf_token": token})
-    assert response.status_code in (400, 422)
+    assert response.status_code == 422
 
 
 def test_bad_input_nul_bytes_are_refused_everywhere(staff, client, make, auth):
@@ -357,7 +357,7 @@ def test_bad_input_nul_bytes_are_refused_everywhere(staff, client, make, auth):
         ("POST", "/onboarding/tasks/a%00b/complete", {"csrf_token": token}),
         ("GET", "/account/reset/abc%00def", None),
     ]:
-        response = client.open(path, method=method, data=data)
+        response = client.open(path, method=method, data=data, headers=HX if method == "POST" else None)
         assert response.status_code in (400, 404, 422), (method, path, response.status_code)
     api = client.post("/api/v1/crm/contacts", json={"name": "A\x00", "email": "a@example.com"},
                       headers={"X-CSRFToken": token})
