@@ -481,7 +481,9 @@ def _status_text(response) -> str:
 
 
 def test_forgot_password_answers_known_and_unknown_alike_in_content_and_time(app, make, client, mailbox):
-    app.config["FORGOT_MIN_SECONDS"] = 0.3
+    # The floor is well above what a known address costs here (the reset email is even
+    # delivered inline: the worker runs in immediate mode in tests), so both take the floor.
+    app.config["FORGOT_MIN_SECONDS"] = 0.8
     make.user("client", email="ada@example.com", password=USER_PASSWORD)
     answers = {}
     for email in ("ada@example.com", "nobody@example.com", "ada@example.com", "nobody@example.com"):
@@ -493,7 +495,7 @@ def test_forgot_password_answers_known_and_unknown_alike_in_content_and_time(app
         answers.setdefault(email, []).append((response.status_code, text, elapsed))
     (known, unknown) = answers["ada@example.com"], answers["nobody@example.com"]
     assert {(s, t) for s, t, _ in known} == {(s, t) for s, t, _ in unknown}
-    assert all(0.3 <= e < 0.45 for _, _, e in known + unknown), [e for _, _, e in known + unknown]
+    assert all(0.8 <= e < 1.0 for _, _, e in known + unknown), [e for _, _, e in known + unknown]
     assert len(mailbox.to("ada@example.com")) == 2 and not mailbox.to("nobody@example.com")
 
 
