@@ -371,7 +371,7 @@ def test_invalid_transition_is_shown_inline(app, client, staff, make, token):
                            headers=HX)
     body = response.get_data(as_text=True)
     assert response.status_code == 409 and _is_fragment(body)
-    assert 'role="alert">A LEAD contact cannot be moved to ACTIVE.' in body
+    assert 'role="alert">A contact in status LEAD cannot be moved to ACTIVE.' in body
     # Without JavaScript: back to the page, the reason flashed there.
     response = client.post(f"/crm/contacts/{contact_id}/status", data={"csrf_token": token, "status": "BOGUS"})
     assert response.status_code == 302
