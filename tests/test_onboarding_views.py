@@ -105,7 +105,7 @@ def test_mark_done_with_htmx_returns_the_row_and_the_progress_out_of_band(app, c
     assert response.status_code == 200 and _is_fragment(body)
     assert body.strip().startswith('<li id="task-complete-profile"')
     assert ">Done<" in body and "Mark done" not in body.split("</li>")[0]
-    assert '<div id="onboarding-progress" class="onboarding-progress" aria-live="polite" hx-swap-oob="true">' in body
+    assert '<div id="onboarding-progress" class="onboarding-progress" hx-swap-oob="true">' in body
     assert '<progress value="2" max="4"' in body and "2 of 4 required done" in body
     assert response.headers["HX-Trigger"] == "feed-changed"
     assert "HX-Retarget" not in response.headers
@@ -198,7 +198,7 @@ def test_staff_dashboard_shows_pipeline_waiting_contacts_and_feed(app, client, s
     waiting = body[body.index('id="waiting"'):body.index('id="feed"')]
     assert "Ada Lovelace" in waiting and "Grace Hopper" not in waiting and "Alan Turing" not in waiting
     assert f'id="approve-{ada}"' in waiting and 'name="origin" value="dashboard"' in waiting
-    assert 'hx-confirm="Create an account for Ada Lovelace and email them?"' in waiting
+    assert f'hx-get="/crm/contacts/{ada}/provision"' in waiting
     assert "Sam Staff approved Alan Turing; account created" in body
 
 
