@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_datetime, format_timedelta
-from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request
 from flask_login import current_user
 from markupsafe import Markup
 
@@ -124,10 +124,12 @@ def zone_named(name: str | None) -> ZoneInfo | None:
 
 def viewer_zone() -> ZoneInfo:
     """The signed-in user's profile zone, else the browser's (cookie), else UTC."""
-    if "viewer_zone" not in g:
+    zone = request.environ.get("onboarding.viewer_zone")  # once per request
+    if zone is None:
         profile = current_user.timezone if current_user and current_user.is_authenticated else None
-        g.viewer_zone = zone_named(profile) or zone_named(request.cookies.get(TIMEZONE_COOKIE)) or ZoneInfo("UTC")
-    return g.viewer_zone
+        zone = zone_named(profile) or zone_named(request.cookies.get(TIMEZONE_COOKIE)) or ZoneInfo("UTC")
+        request.environ["onboarding.viewer_zone"] = zone
+    return zone
 
 
 def exact_time(value: datetime, zone: ZoneInfo) -> str:

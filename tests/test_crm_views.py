@@ -40,10 +40,13 @@ def token(staff, auth):
 
 # --- guards and CSRF -----------------------------------------------------------------------------
 
-STAFF_GETS = ["/crm/contacts", "/crm/contacts/new", "/crm/contacts/{id}", "/crm/contacts/{id}/edit"]
+STAFF_GETS = [
+    "/crm/contacts", "/crm/contacts/new", "/crm/contacts/{id}", "/crm/contacts/{id}/edit",
+    "/crm/contacts/{id}/provision", "/crm/contacts/{id}/resend-welcome", "/crm/contacts/{id}/delete",
+]
 STAFF_POSTS = [
     "/crm/contacts/new", "/crm/contacts/{id}/edit", "/crm/contacts/{id}/status",
-    "/crm/contacts/{id}/provision", "/crm/contacts/{id}/resend-welcome",
+    "/crm/contacts/{id}/provision", "/crm/contacts/{id}/resend-welcome", "/crm/contacts/{id}/delete",
 ]
 
 
