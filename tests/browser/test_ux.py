@@ -79,6 +79,13 @@ def test_every_page_fits_a_phone_and_passes_axe(app, make, new_page, mailbox):
     check(forced, "forced password page")
     assert temporary_contact
 
+    # Round-2 pages: the admin's webhooks page.
+    make.user("admin", email="ada.admin@example.com", name="Ada Admin")
+    admin = new_page(viewport=PHONE)
+    admin.sign_in("ada.admin@example.com", STAFF_PASSWORD)
+    admin.open("/crm/webhooks")
+    check(admin, "webhooks page")
+
     assert {name: px for name, px in wide.items() if px > 0} == {}
     assert {name: v for name, v in found.items() if v} == {}
 
