@@ -126,7 +126,9 @@ document.addEventListener("htmx:beforeRequest", function (event) {
   var target = event.detail.target;
   if (target && target.id === "modal-slot") { dialogOpener = document.activeElement; }
 });
-document.addEventListener("htmx:afterSwap", function (event) {
+// Opened after settling, once htmx has processed the dialog's form (opened earlier, a quick
+// Enter would post it as a plain form).
+document.addEventListener("htmx:afterSettle", function (event) {
   if (!event.detail.target || event.detail.target.id !== "modal-slot") { return; }
   var dialog = event.detail.target.querySelector("dialog[data-modal]");
   if (!dialog) { return; }
@@ -135,6 +137,7 @@ document.addEventListener("htmx:afterSwap", function (event) {
     dialog.remove();
     if (opener && opener.isConnected && !opener.disabled) { opener.focus(); }
   });
+  // showModal focuses the first control: Cancel, the harmless choice.
   dialog.showModal();
 });
 document.addEventListener("htmx:afterRequest", function (event) {
