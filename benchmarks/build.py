@@ -18,6 +18,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from onboarding_app.models import fold
+
 STAFF_EMAIL = "bench.staff@example.com"
 STAFF_PASSWORD = "bench-staff-lantern-orchard-2026"
 USER_PASSWORD = "bench-user-copper-meadow-2026"
@@ -199,7 +201,8 @@ def build(database_url: str, n: int, *, quiet: bool = False) -> BenchData:
                                       secrets.token_urlsafe(24), created, created))
                 email = f"{first}.{last}.{cid}@{firm}.example".lower()
                 contact_rows.append((cid, f"{first} {last}", email, company, f"+1 555 {cid:07d}", role,
-                                     status, user_id, 1 if i % 2 else None, created, created))
+                                     status, user_id, 1 if i % 2 else None, created, created,
+                                     fold(f"{first} {last} {email} {company}"), created))
             assert len(user_rows) == n_users + 1
             bool_ = (lambda b: b) if conn.dialect.name == "postgresql" else int
             user_rows = [r[:5] + (bool_(r[5]), r[6], bool_(r[7])) + r[8:] for r in user_rows]
@@ -207,7 +210,8 @@ def build(database_url: str, n: int, *, quiet: bool = False) -> BenchData:
                                   "temp_password_expires_at", "active", "session_token", "created_at",
                                   "updated_at"], user_rows)
             _bulk(conn, "contacts", ["id", "name", "email", "company", "phone", "role", "status", "user_id",
-                                     "owner_id", "created_at", "updated_at"], contact_rows)
+                                     "owner_id", "created_at", "updated_at", "search_text", "status_changed_at"],
+                  contact_rows)
 
             # Checklists: every task of the user's role. ACTIVE users finished every required
             # task; ONBOARDING users set their password and some more.

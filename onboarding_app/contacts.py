@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from . import feed
-from .errors import AccountLinked, EmailTaken, InvalidTransition
-from .models import CONTACT_STATUSES, Contact, ContactStatusCount, User
+from .errors import AccountLinked, EmailTaken, InvalidTransition, NotDeletable
+from .models import CONTACT_STATUSES, Contact, ContactStatusCount, FeedEvent, OutboundEmail, User, fold
 from .schemas import ContactCreate, ContactUpdate, check
 from .transactions import get_or_404, run_in_transaction
 
@@ -24,6 +24,8 @@ STAFF_TRANSITIONS: dict[str, frozenset[str]] = {
     "ONBOARDING": frozenset(),
     "ACTIVE": frozenset(),
 }
+# Staff may delete a contact only in these statuses (and only while no account is linked).
+DELETABLE_STATUSES = ("LEAD", "LOST")
 
 
 def get_contact(session: Session, contact_id: int) -> Contact:
@@ -69,7 +71,7 @@ def update_contact(
         new_status = values.pop("status", contact.status)
         if new_status != contact.status and new_status not in STAFF_TRANSITIONS[contact.status]:
             raise InvalidTransition(
-                f"A {contact.status} contact cannot be moved to {new_status}.",
+                f"A contact in status {contact.status} cannot be moved to {new_status}.",
                 current=contact.status,
                 requested=new_status,
             )
@@ -103,6 +105,35 @@ def change_status(session: Session, contact_id: int, status: str, *, actor: User
     return update_contact(session, contact_id, {"status": status}, actor=actor)
 
 
+def can_delete(contact: Contact) -> bool:
+    return contact.status in DELETABLE_STATUSES and contact.user_id is None
+
+
+def delete_contact(session: Session, contact_id: int, *, actor: User | None = None) -> str:
+    """Delete a LEAD or LOST contact that has no account; return its name. Its feed events
+    stay (they keep the name in their data) and a ``crm.contact.deleted`` event is added."""
+
+    def work() -> str:
+        contact = get_or_404(session, Contact, contact_id, lock=True)
+        if not can_delete(contact):
+            raise NotDeletable(
+                f"{contact.name} cannot be deleted: only a lead or a lost contact without an account can be.",
+                status=contact.status,
+            )
+        name, email = contact.name, contact.email
+        session.execute(update(FeedEvent).where(FeedEvent.contact_id == contact_id).values(contact_id=None))
+        session.execute(update(OutboundEmail).where(OutboundEmail.contact_id == contact_id).values(contact_id=None))
+        session.delete(contact)
+        session.flush()
+        feed.record(
+            session, feed.EVENT_CONTACT_DELETED, actor_id=actor.id if actor else None,
+            data={"name": name, "email": email, "contact_id": contact_id},
+        )
+        return name
+
+    return run_in_transaction(session, work)
+
+
 @dataclass(frozen=True)
 class ContactPage:
     items: list[Contact]
@@ -119,26 +150,36 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def list_contacts(
-    session: Session, *, status: str | None = None, q: str = "", page: int = 1, per_page: int = 25
-) -> ContactPage:
-    """Newest first; ``q`` matches part of the name, email or company, in any letter case.
+def search_words(q: str) -> list[str]:
+    """The words of a search as ``search_text`` stores them (folded: case and accents)."""
+    return fold(q).split()
 
-    Search uses ``ix_contacts_search`` (pg_trgm on PostgreSQL). Without ``q`` the total
+
+# How each list can be ordered: newest first (the contact list), or the longest waiting in
+# its status first (the staff dashboard's "waiting for approval").
+ORDERS = {
+    "newest": (Contact.id.desc(),),
+    "waiting": (Contact.status_changed_at.asc(), Contact.id.asc()),
+}
+
+
+def list_contacts(
+    session: Session, *, status: str | None = None, q: str = "", page: int = 1, per_page: int = 25,
+    order: str = "newest",
+) -> ContactPage:
+    """The one contact search, for the pages and the API. ``q`` matches contacts having every
+    word of it somewhere in their name, email or company, in any order, ignoring letter case
+    and accents ("lovelace ada" finds Ada Lovelace, "zoe" finds Zoë).
+
+    Each word is a ``LIKE '%word%'`` on ``search_text`` (the folded name, email and company),
+    which ``ix_contacts_search`` serves (pg_trgm GIN on PostgreSQL). Without ``q`` the total
     comes from ``contact_status_counts``, so it costs the same at any number of contacts."""
     conditions = []
     if status:
         conditions.append(Contact.status == status)
-    if q:
-        pattern = f"%{_escape_like(q.lower())}%"
-        # PostgreSQL: ILIKE, which the trigram index serves. SQLite: LIKE, which is already
-        # case-insensitive there for exactly the letters its lower() folds (ASCII), and is
-        # cheaper than lower() on every row.
-        if session.get_bind().dialect.name == "postgresql":
-            name, company = Contact.name.ilike(pattern, escape="\\"), Contact.company.ilike(pattern, escape="\\")
-        else:
-            name, company = Contact.name.like(pattern, escape="\\"), Contact.company.like(pattern, escape="\\")
-        conditions.append(or_(name, Contact.email.like(pattern, escape="\\"), company))
+    words = search_words(q)
+    if words:
+        conditions.extend(Contact.search_text.like(f"%{_escape_like(w)}%", escape="\\") for w in words)
         total_query = select(func.count(Contact.id)).where(*conditions)
     else:
         total_query = select(func.coalesce(func.sum(ContactStatusCount.contacts), 0))
@@ -146,7 +187,7 @@ def list_contacts(
             total_query = total_query.where(ContactStatusCount.status == status)
     total = session.execute(total_query).scalar_one()
     items = session.execute(
-        select(Contact).where(*conditions).order_by(Contact.id.desc()).limit(per_page).offset((page - 1) * per_page)
+        select(Contact).where(*conditions).order_by(*ORDERS[order]).limit(per_page).offset((page - 1) * per_page)
     ).scalars().all()
     return ContactPage(items=list(items), page=page, per_page=per_page, total=total)
 

@@ -52,6 +52,12 @@ class AccountLinked(Conflict):
     code = "account_linked"
 
 
+class NotDeletable(Conflict):
+    """Only a LEAD or LOST contact without an account can be deleted."""
+
+    code = "not_deletable"
+
+
 class NotQualified(DomainError):
     code = "not_qualified"
 

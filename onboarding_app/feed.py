@@ -22,6 +22,7 @@ EVENT_CONTACT_CREATED = "crm.contact.created"
 EVENT_CONTACT_UPDATED = "crm.contact.updated"
 EVENT_STATUS_CHANGED = "crm.contact.status_changed"
 EVENT_WEBHOOK_TEST = "webhook.test"
+EVENT_CONTACT_DELETED = "crm.contact.deleted"
 
 
 def record(
@@ -62,13 +63,17 @@ class FeedPage:
 
 
 def list_feed(
-    session: Session, viewer: User, *, type: str | None = None, before: int | None = None, limit: int = 20
+    session: Session, viewer: User, *, type: str | None = None, before: int | None = None, limit: int = 20,
+    contact_id: int | None = None,
 ) -> FeedPage:
     """Staff see every event; anyone else only the events about their own account.
+    ``contact_id`` narrows it to one contact's timeline (``ix_feed_events_contact_id_id``).
     ``before`` is the id cursor from the previous page, so deep pages cost the same."""
     query = select(FeedEvent).options(joinedload(FeedEvent.actor), joinedload(FeedEvent.contact))
     if not viewer.is_staff:
         query = query.where(FeedEvent.user_id == viewer.id)
+    if contact_id is not None:
+        query = query.where(FeedEvent.contact_id == contact_id)
     if type:
         query = query.where(FeedEvent.type == type)
     if before:
@@ -104,6 +109,7 @@ SENTENCES: dict[str, Callable[[_Words], str]] = {
     EVENT_CONTACT_CREATED: lambda w: f"{w.actor} added {w.contact}",
     EVENT_STATUS_CHANGED: lambda w: f"{w.actor} moved {w.contact} from {w.data.get('from')} to {w.data.get('to')}",
     EVENT_CONTACT_UPDATED: lambda w: f"{w.actor} edited {w.contact} ({', '.join(w.data.get('fields', []))})",
+    EVENT_CONTACT_DELETED: lambda w: f"{w.actor} deleted {w.contact}",
     EVENT_PASSWORD_SET: lambda w: f"{w.actor} set a new password",
     EVENT_WEBHOOK_TEST: lambda w: f"{w.actor} sent a test webhook",
 }

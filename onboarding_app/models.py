@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .extensions import db
 
@@ -38,6 +39,14 @@ def utcnow() -> datetime:
 
 def new_session_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def fold(text: str | None) -> str:
+    """Text as search compares it: lower-case, accents stripped (NFKD, combining marks
+    dropped), whitespace collapsed. "Zoë  ÅSTRÖM" -> "zoe astrom"."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().split())
 
 
 class UTCDateTime(TypeDecorator):
@@ -94,6 +103,9 @@ class User(UserMixin, TimestampMixin, db.Model):
     link_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     link_purpose: Mapped[str | None] = mapped_column(String(10))
     link_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The IANA zone of the user's profile ("Europe/Paris"); pages show times in it. None:
+    # the browser's zone (static/app.js), else UTC. Migration 0006_ux_timezone_search.
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
     contact: Mapped[Contact | None] = relationship(
         back_populates="user", foreign_keys="Contact.user_id", uselist=False
@@ -128,13 +140,14 @@ class Contact(TimestampMixin, db.Model):
         CheckConstraint(_in("status", CONTACT_STATUSES), name="status"),
         CheckConstraint("email = lower(email)", name="email_lower"),
         Index("ix_contacts_status_id", "status", "id"),
-        # Substring search (contacts.list_contacts): pg_trgm GIN on PostgreSQL, a covering
-        # index on SQLite. Migration 0003_contact_search_and_counts.
+        # Word search (contacts.list_contacts) on search_text: pg_trgm GIN on PostgreSQL, a
+        # covering index on SQLite. Migration 0006_ux_timezone_search.
         Index(
-            "ix_contacts_search", "name", "email", "company",
-            postgresql_using="gin",
-            postgresql_ops={"name": "gin_trgm_ops", "email": "gin_trgm_ops", "company": "gin_trgm_ops"},
+            "ix_contacts_search", "search_text",
+            postgresql_using="gin", postgresql_ops={"search_text": "gin_trgm_ops"},
         ),
+        # The staff dashboard's "waiting for approval", oldest first.
+        Index("ix_contacts_status_changed", "status", "status_changed_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -147,9 +160,25 @@ class Contact(TimestampMixin, db.Model):
     status: Mapped[str] = mapped_column(String(20), default="LEAD")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), unique=True)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # fold(name email company), kept by _keep_search_text below; what search matches.
+    search_text: Mapped[str] = mapped_column(String(700), default="")
+    # When the status last changed (how long a QUALIFIED contact has waited for approval).
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     user: Mapped[User | None] = relationship(back_populates="contact", foreign_keys=[user_id])
     owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
+
+    @validates("name", "email", "company")
+    def _keep_search_text(self, key: str, value: str | None) -> str | None:
+        parts = {"name": self.name, "email": self.email, "company": self.company, key: value}
+        self.search_text = fold(" ".join(p for p in parts.values() if p))
+        return value
+
+    @validates("status")
+    def _stamp_status_change(self, key: str, value: str) -> str:
+        if value != self.status:
+            self.status_changed_at = utcnow()
+        return value
 
     def __repr__(self) -> str:
         return f"<Contact {self.id} {self.email} {self.status}>"

@@ -120,7 +120,7 @@ def provision_account(
         claimed = session.execute(
             update(Contact)
             .where(Contact.id == contact.id, Contact.user_id.is_(None), Contact.status == "QUALIFIED")
-            .values(user_id=user.id, status="ONBOARDING", updated_at=utcnow())
+            .values(user_id=user.id, status="ONBOARDING", updated_at=utcnow(), status_changed_at=utcnow())
             .execution_options(synchronize_session=False)
         )
         if claimed.rowcount != 1:
@@ -185,7 +185,7 @@ def _settle_completion(session: Session, user: User, *, contact_id: int | None, 
         moved = session.execute(
             update(Contact)
             .where(Contact.user_id == user.id, Contact.status == "ONBOARDING")
-            .values(status="ACTIVE", updated_at=utcnow())
+            .values(status="ACTIVE", updated_at=utcnow(), status_changed_at=utcnow())
             .execution_options(synchronize_session=False)
         )
         if moved.rowcount == 1:

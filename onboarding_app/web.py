@@ -1,14 +1,25 @@
 """What the HTML blueprints (crm, onboarding) share: ``respond`` answers htmx with a partial
-and anything else with a page or a redirect; ``Vary: HX-Request``; how pages show a
-timestamp. (The status of a domain refusal comes from ``http_errors.status_for``.)"""
+and anything else with a page or a redirect, and tells the page what to announce and where
+focus goes after the swap; ``Vary: HX-Request``; how pages show a time (in the viewer's zone,
+relative, with the exact time on hover). (The status of a domain refusal comes from
+``http_errors.status_for``.)"""
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.dates import format_datetime, format_timedelta
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request
+from flask_login import current_user
+from markupsafe import Markup
 
 from .errors import NotFound
+from .models import utcnow
 
 # htmx event after a change the feed shows: the feed section (_feed.html) fetches itself again.
 FEED_CHANGED = "feed-changed"
@@ -40,14 +51,20 @@ def respond(
     message: tuple[str, str] | None = None,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    announce: str | None = None,
+    focus: str | None = None,
     **context,
 ) -> Response:
     """One URL, two shapes. An htmx request gets ``partial`` rendered with ``status`` and
-    ``headers``. Any other request gets ``page`` rendered, or, for a form post, ``message``
-    (text, category) flashed and a redirect to ``redirect_to`` (post/redirect/get)."""
+    ``headers``; after the swap the page's live region says ``announce`` and the keyboard
+    focus moves to the element ``focus`` selects (static/app.js). Any other request gets
+    ``page`` rendered, or, for a form post, ``message`` (text, category) flashed and a
+    redirect to ``redirect_to`` (post/redirect/get)."""
     if is_htmx() or (page is None and redirect_to is None):
         response = current_app.make_response((render_template(partial, **context), status))
         response.headers.update(headers or {})
+        if announce or focus:
+            response.headers["HX-Trigger-After-Settle"] = after_swap(announce, focus)
         return response
     if message is not None:
         flash(*message)
@@ -56,17 +73,105 @@ def respond(
     return current_app.make_response((render_template(page, **context), status))
 
 
+@dataclass(frozen=True)
+class Confirmation:
+    """What a confirm dialog (templates/_confirm_dialog.html) or, without JavaScript, its page
+    (templates/confirm.html) says: what will happen, and the form that makes it happen.
+    ``target`` is where the htmx answer of ``action`` goes (None: a plain post and redirect).
+    ``refusal`` replaces the question when the action is no longer possible."""
+
+    title: str
+    action: str
+    button: str
+    cancel_url: str
+    lead: str = ""
+    consequences: tuple[str, ...] = ()
+    target: str | None = None
+    hidden: dict[str, str] = field(default_factory=dict)
+    danger: bool = False
+    refusal: str | None = None
+
+
+def confirm(confirmation: Confirmation) -> Response:
+    """The dialog to htmx (into #modal-slot), the confirmation page to anyone else."""
+    return respond("_confirm_dialog.html", "confirm.html", confirm=confirmation)
+
+
 def vary_on_htmx(response: Response) -> Response:
     """One URL, two shapes (full page, fragment): caches must key on HX-Request."""
     response.vary.add("HX-Request")
     return response
 
 
-def format_when(value) -> str:
-    """A timestamp as people read it on a page: ``2026-05-04 14:03 UTC``."""
+# The htmx event static/app.js listens for after a swap: {"message": ..., "focus": ...}.
+ANNOUNCE_EVENT = "onb:announce"
+
+
+def after_swap(announce: str | None, focus: str | None) -> str:
+    """The ``HX-Trigger-After-Settle`` value for an announcement and a focus target. JSON
+    with \\u escapes, so names with accents travel in an ASCII header."""
+    return json.dumps({ANNOUNCE_EVENT: {"target": "body", "message": announce or "", "focus": focus or ""}})
+
+
+# --- times in the viewer's zone ------------------------------------------------------------------
+
+LOCALE = "en"
+# The browser's IANA zone, written by static/app.js (cookie: nothing to post, and the very
+# first signed-in page after /login already has it). A user's profile zone wins over it.
+TIMEZONE_COOKIE = "tz"
+_ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$")
+
+
+def zone_named(name: str | None) -> ZoneInfo | None:
+    """The zone of an IANA name, or None for anything else (unknown, malformed, too long)."""
+    if not name or len(name) > 64 or not _ZONE_NAME.match(name):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def viewer_zone() -> ZoneInfo:
+    """The signed-in user's profile zone, else the browser's (cookie), else UTC."""
+    zone = request.environ.get("onboarding.viewer_zone")  # once per request
+    if zone is None:
+        profile = current_user.timezone if current_user and current_user.is_authenticated else None
+        zone = zone_named(profile) or zone_named(request.cookies.get(TIMEZONE_COOKIE)) or ZoneInfo("UTC")
+        request.environ["onboarding.viewer_zone"] = zone
+    return zone
+
+
+def exact_time(value: datetime, zone: ZoneInfo) -> str:
+    """``Mon 4 May 2026, 23:03 (Asia/Tokyo)``."""
+    return f"{format_datetime(value, 'EEE d MMM y, HH:mm', tzinfo=zone, locale=LOCALE)} ({zone.key})"
+
+
+def relative_time(value: datetime, now: datetime) -> str:
+    """``3 days ago``, ``in 2 hours``, ``just now``."""
+    delta = value - now
+    if abs(delta) < timedelta(seconds=45):
+        return "just now"
+    return format_timedelta(delta, add_direction=True, locale=LOCALE)
+
+
+def format_when(value: datetime | None) -> Markup:
+    """A time on a page: ``<time datetime="2026-05-04T14:03:00+00:00" title="Mon 4 May 2026,
+    23:03 (Asia/Tokyo)">3 days ago</time>``, in the viewer's zone."""
+    if value is None:
+        return Markup("")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        value.isoformat(), exact_time(value, viewer_zone()), relative_time(value, utcnow())
+    )
+
+
+def format_waited(value: datetime | None) -> str:
+    """How long since ``value``: ``3 days``."""
     if value is None:
         return ""
-    return value.strftime("%Y-%m-%d %H:%M UTC")
+    return format_timedelta(utcnow() - value, locale=LOCALE)
 
 
 def register_page_blueprint(bp: Blueprint) -> None:
@@ -74,6 +179,7 @@ def register_page_blueprint(bp: Blueprint) -> None:
     HX-Request`` on every response (one URL, two shapes), and a domain ``NotFound`` (an unknown
     contact id or task) answered with the app's 404 page."""
     bp.add_app_template_filter(format_when, "when")
+    bp.add_app_template_filter(format_waited, "waited")
     bp.after_request(vary_on_htmx)
 
     @bp.errorhandler(NotFound)

@@ -55,3 +55,92 @@ document.addEventListener("htmx:responseError", function (event) {
 document.addEventListener("htmx:sendError", function () {
   showRequestError("The server could not be reached. Check your connection and try again.");
 });
+
+// --- the viewer's time zone ------------------------------------------------------------------
+// The server shows times in the user's profile zone, else in this browser's zone, read from
+// the "tz" cookie written here (once; again only if the zone changes).
+(function () {
+  var zone;
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { return; }
+  if (zone && /^[A-Za-z0-9_+\/-]+$/.test(zone) && document.cookie.split("; ").indexOf("tz=" + zone) === -1) {
+    document.cookie = "tz=" + zone + "; path=/; max-age=31536000; SameSite=Lax";
+  }
+})();
+
+// --- after a swap: one polite announcement, focus somewhere sensible ------------------------
+// The server sends HX-Trigger-After-Settle {"onb:announce": {message, focus}} (web.respond).
+function focusElement(el) {
+  if (!el) { return false; }
+  if (!el.matches("a[href], button:not([disabled]), input, select, textarea, [tabindex]")) {
+    el.setAttribute("tabindex", "-1");
+  }
+  el.focus();
+  return document.activeElement === el;
+}
+function announce(message) {
+  var region = document.getElementById("announcer");
+  if (!region || !message) { return; }
+  // Emptied first, so the same sentence twice is still read twice.
+  region.textContent = "";
+  window.setTimeout(function () { region.textContent = message; }, 50);
+}
+document.body.addEventListener("onb:announce", function (event) {
+  var detail = event.detail || {};
+  if (detail.focus) { focusElement(document.querySelector(detail.focus)); }
+  announce(detail.message);
+});
+
+// --- busy controls -----------------------------------------------------------------------------
+// While its request runs, a control says so (aria-busy: Pico shows a spinner) and, with
+// hx-disabled-elt, cannot be pressed twice. Any flash message from a previous action goes.
+function busyButtons(elt) {
+  if (!elt) { return []; }
+  if (elt.matches("button")) { return [elt]; }
+  return Array.prototype.slice.call(elt.querySelectorAll("button[type=submit], button:not([type])"));
+}
+document.addEventListener("htmx:beforeRequest", function (event) {
+  busyButtons(event.detail.elt).forEach(function (b) { b.setAttribute("aria-busy", "true"); });
+  document.querySelectorAll("main .flash").forEach(function (f) { f.remove(); });
+});
+document.addEventListener("htmx:afterRequest", function (event) {
+  busyButtons(event.detail.elt).forEach(function (b) { b.removeAttribute("aria-busy"); });
+});
+
+// --- flash messages: dismissible -------------------------------------------------------------
+document.querySelectorAll("[data-dismiss]").forEach(function (button) { button.hidden = false; });
+document.addEventListener("click", function (event) {
+  var button = event.target.closest("[data-dismiss]");
+  if (!button) { return; }
+  var flash = button.closest(".flash");
+  if (flash) { flash.remove(); }
+  focusElement(document.getElementById("main"));
+});
+
+// --- confirm dialogs ---------------------------------------------------------------------------
+// A control with hx-get into #modal-slot loads a <dialog data-modal>; it opens as a modal
+// (focus inside, Escape closes it), and on closing focus returns to the control that opened it.
+// Its confirm form posts with htmx; the dialog closes when that request is done and the
+// server's announcement moves focus to the result.
+var dialogOpener = null;
+document.addEventListener("htmx:beforeRequest", function (event) {
+  var target = event.detail.target;
+  if (target && target.id === "modal-slot") { dialogOpener = document.activeElement; }
+});
+// Opened after settling, once htmx has processed the dialog's form (opened earlier, a quick
+// Enter would post it as a plain form).
+document.addEventListener("htmx:afterSettle", function (event) {
+  if (!event.detail.target || event.detail.target.id !== "modal-slot") { return; }
+  var dialog = event.detail.target.querySelector("dialog[data-modal]");
+  if (!dialog) { return; }
+  var opener = dialogOpener;
+  dialog.addEventListener("close", function () {
+    dialog.remove();
+    if (opener && opener.isConnected && !opener.disabled) { opener.focus(); }
+  });
+  // showModal focuses the first control: Cancel, the harmless choice.
+  dialog.showModal();
+});
+document.addEventListener("htmx:afterRequest", function (event) {
+  var dialog = event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("dialog[data-modal]");
+  if (dialog && dialog.open) { dialog.close(); }
+});

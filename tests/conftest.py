@@ -449,6 +449,10 @@ class Html:
     def alerts(self) -> list[str]:
         return self.texts('[role="alert"]')
 
+    def flashes(self) -> list[str]:
+        """The flashed message a page shows (one at most), without its dismiss button."""
+        return self.texts(".flash > p")
+
 
 def parse(response) -> Html:
     """A test-client response (or a string of HTML), parsed."""

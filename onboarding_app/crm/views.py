@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import checklist, contacts, outbox, provisioning
+from .. import checklist, contacts, feed, outbox, provisioning
 from ..auth.decorators import staff_required
 from ..errors import Conflict, DomainError, EmailTaken, NotQualified, ValidationFailed
 from ..extensions import db
 from ..models import CONTACT_STATUSES, Contact, OutboundEmail, User
 from ..http_errors import status_for
-from ..schemas import ContactListQuery, check
-from ..web import FEED_CHANGED, is_htmx, register_page_blueprint, respond
+from ..schemas import ContactListQuery, FeedQuery, check
+from ..web import FEED_CHANGED, Confirmation, confirm, is_htmx, register_page_blueprint, respond
 from .forms import ContactForm, NewContactForm
 
 bp = Blueprint("crm", __name__)
@@ -36,9 +36,12 @@ STATUS_ACTIONS = {
 }
 
 
+TIMELINE_SIZE = 20  # events per page of a contact's timeline
+
+
 @bp.app_context_processor
 def crm_helpers():
-    return {"status_actions": STATUS_ACTIONS, "contact_statuses": CONTACT_STATUSES}
+    return {"status_actions": STATUS_ACTIONS, "contact_statuses": CONTACT_STATUSES, "can_delete": contacts.can_delete}
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,10 @@ def contacts_page():
     else:
         page = contacts.list_contacts(db.session, **query.filters(current_app.config["CONTACTS_PAGE_SIZE"]))
         progress = checklist.required_progress(db.session, [c.user_id for c in page.items if c.user_id])
+    found = f"{page.total} contact{'' if page.total == 1 else 's'} found"
     return respond(
         "crm/_contact_results.html", "crm/contacts.html", status=422 if errors else 200,
+        announce=" ".join(errors.values()) if errors else found,
         page=page, progress=progress, errors=errors, q=args.get("q", ""), status_filter=args.get("status", ""),
     )
 
@@ -121,7 +126,7 @@ def edit_contact(contact_id: int):
             contact = contacts.update_contact(db.session, contact_id, form.values(), actor=_actor())
         except ValidationFailed as exc:
             field_errors, status = exc.fields, 422
-        except Conflict as exc:  # InvalidTransition: the role is fixed once the account exists
+        except Conflict as exc:  # EmailTaken, AccountLinked, InvalidTransition (the role is fixed)
             field_errors, status = {exc.details.get("field", "name"): exc.message}, 409
         else:
             flash(f"{contact.name} was saved.", "success")
@@ -137,8 +142,18 @@ def edit_contact(contact_id: int):
 @bp.get("/contacts/<int:contact_id>")
 @staff_required
 def contact(contact_id: int):
+    """The contact's page; htmx (the timeline paging or reloading itself) gets the timeline."""
     contact = contacts.get_contact(db.session, contact_id)
-    return render_template("crm/contact.html", contact=contact, account=_account(contact))
+    before = request.args.get("before")
+    try:
+        cursor = check(FeedQuery, {"before": before or ""}).before
+    except ValidationFailed:  # a bad cursor: the newest events
+        cursor = before = None
+    timeline = feed.list_feed(db.session, _actor(), contact_id=contact_id, before=cursor, limit=TIMELINE_SIZE)
+    context = {"contact": contact, "timeline": timeline, "before": before}
+    if is_htmx():
+        return respond("crm/_timeline.html", **context)
+    return render_template("crm/contact.html", account=_account(contact), **context)
 
 
 def _message(exc: DomainError) -> str:
@@ -157,11 +172,13 @@ def change_status(contact_id: int):
     except (ValidationFailed, Conflict) as exc:  # an unknown status, InvalidTransition
         error, status = _message(exc), status_for(exc)
         contact = contacts.get_contact(db.session, contact_id)
+    notice = None if error else f"{contact.name} is now {contact.status}."
     return respond(
         "crm/_contact_state.html", redirect_to=url_for(".contact", contact_id=contact_id), status=status,
-        message=(error, "error") if error else (f"{contact.name} is now {contact.status}.", "success"),
-        contact=contact, account=_account(contact), status_error=error,
-        status_notice=None if error else f"Moved to {contact.status}.",
+        message=(error, "error") if error else (notice, "success"),
+        headers=None if error else {"HX-Trigger": FEED_CHANGED},  # the timeline reloads itself
+        announce=error or notice, focus="#status-message",
+        contact=contact, account=_account(contact), status_error=error, status_notice=notice,
     )
 
 
@@ -182,10 +199,13 @@ def provision(contact_id: int):
         error, status = f"Already approved: the account {result.user.email} exists; nothing was changed.", 409
     changed = result is not None and not result.already_provisioned
     contact = contacts.get_contact(db.session, contact_id)
+    notice = error or (
+        f"{'Account created for' if result.created else 'Linked to the existing account'} {result.user.email}; "
+        "the welcome email is on its way.")
     return respond(
         "crm/_approve_response.html", redirect_to=back, status=status,
-        message=(error, "error") if error else (
-            f"Account created for {result.user.email}; the welcome email is on its way.", "success"),
+        message=(notice, "error" if error else "success"),
+        announce=notice, focus=f"#approve-{contact_id} .approve-result",
         # The dashboard's feed reloads itself after a change.
         headers={"HX-Trigger": FEED_CHANGED} if changed else None,
         contact=contact, account=_account(contact), origin=origin, result=result, approve_error=error,
@@ -209,6 +229,8 @@ def resend_welcome(contact_id: int):
     return respond(
         "crm/_account.html", redirect_to=url_for(".contact", contact_id=contact_id), status=status,
         message=(error, "error") if error else (notice, "success"),
+        headers=None if error else {"HX-Trigger": FEED_CHANGED},
+        announce=error or notice, focus=f"#account-{contact_id} .resend-result",
         contact=contact, account=_account(contact), resend_notice=notice, resend_error=error,
     )
 
@@ -222,7 +244,85 @@ def retry_email(contact_id: int, email_id: int):
     notice = "Sent." if email.status == "sent" else "Handed to the worker; it will be sent shortly."
     return respond(
         "crm/_account.html", redirect_to=url_for(".contact", contact_id=contact_id), message=(notice, "success"),
+        announce=notice, focus=f"#account-{contact_id} .resend-result",
         contact=contact, account=_account(contact), resend_notice=notice,
     )
+
+
+# --- confirmations (a dialog with htmx, a page without) --------------------------------------
+
+
+@bp.get("/contacts/<int:contact_id>/provision")
+@staff_required
+def confirm_provision(contact_id: int):
+    """Approve & Create Account, asked first: the contact's name and what will happen."""
+    contact = contacts.get_contact(db.session, contact_id)
+    origin = "dashboard" if request.args.get("origin") == "dashboard" else "contact"
+    refusal = None
+    if contact.user_id is not None:
+        refusal = f"{contact.name} already has an account ({contact.user.email}); nothing to approve."
+    elif contact.status != "QUALIFIED":
+        refusal = f"{contact.name} is {contact.status} now; only a QUALIFIED contact can be approved."
+    return confirm(Confirmation(
+        title=f"Approve {contact.name}?",
+        lead=f"Approving {contact.name} ({contact.email}) will:",
+        consequences=(
+            f"create a {contact.role} account for {contact.email} with a temporary password,",
+            "set up their onboarding checklist and move the contact to ONBOARDING,",
+            f"email {contact.email} the welcome email with the temporary password.",
+        ),
+        action=url_for(".provision", contact_id=contact_id), target=f"#approve-{contact_id}",
+        hidden={"origin": origin}, button="Approve & Create Account", refusal=refusal,
+        cancel_url=url_for("onboarding.dashboard") if origin == "dashboard" else url_for(".contact", contact_id=contact_id),
+    ))
+
+
+@bp.get("/contacts/<int:contact_id>/resend-welcome")
+@staff_required
+def confirm_resend_welcome(contact_id: int):
+    contact = contacts.get_contact(db.session, contact_id)
+    refusal = None
+    if contact.user_id is None:
+        refusal = f"{contact.name} has no account yet."
+    elif not contact.user.must_change_password:
+        refusal = f"{contact.name} has already set a password of their own; there is nothing to resend."
+    return confirm(Confirmation(
+        title=f"Resend the welcome email to {contact.name}?",
+        consequences=(
+            f"A new temporary password is emailed to {contact.user.email if contact.user else contact.email}.",
+            "The temporary password sent before stops working at once.",
+        ),
+        action=url_for(".resend_welcome", contact_id=contact_id), target=f"#account-{contact_id}",
+        button="Resend welcome email", refusal=refusal, cancel_url=url_for(".contact", contact_id=contact_id),
+    ))
+
+
+@bp.route("/contacts/<int:contact_id>/delete", methods=["GET", "POST"])
+@staff_required
+def delete_contact(contact_id: int):
+    """GET asks (dialog or page); POST deletes a LEAD or LOST contact without an account and
+    goes back to the list."""
+    contact = contacts.get_contact(db.session, contact_id)
+    back = url_for(".contact", contact_id=contact_id)
+    if request.method == "GET":
+        refusal = None if contacts.can_delete(contact) else (
+            f"{contact.name} cannot be deleted: only a lead or a lost contact without an account can be.")
+        return confirm(Confirmation(
+            title=f"Delete {contact.name}?",
+            consequences=(
+                f"{contact.name} ({contact.email}) is removed from the CRM; this cannot be undone.",
+                "Their past events stay in the action feed.",
+            ),
+            action=url_for(".delete_contact", contact_id=contact_id), button="Delete contact", danger=True,
+            refusal=refusal, cancel_url=back,
+        ))
+    try:
+        name = contacts.delete_contact(db.session, contact_id, actor=_actor())
+    except Conflict as exc:  # NotDeletable
+        flash(exc.message, "error")
+        return redirect(back)
+    flash(f"{name} was deleted.", "success")
+    return redirect(url_for(".contacts"))
+
 
 from . import webhook_views  # noqa: E402,F401  (the /crm/webhooks routes, on this blueprint)

@@ -23,7 +23,7 @@ bp.add_app_template_global(feed.describe, "describe_event")
 # Every route here answers htmx with a fragment and a plain request with a page or redirect.
 register_page_blueprint(bp)
 
-WAITING_LIMIT = 10  # contacts waiting for approval shown on the staff dashboard
+WAITING_PAGE_SIZE = 10  # contacts waiting for approval per page of the staff dashboard
 
 
 def _feed_page():
@@ -45,9 +45,14 @@ def dashboard():
     if is_htmx():
         return respond("onboarding/_feed.html", **context)
     if current_user.is_staff:
+        raw = request.args.get("waiting_page", "")
+        waiting_page = min(int(raw), 100_000) if raw.isdigit() and int(raw) >= 1 else 1
         context.update(
             pipeline=contacts.pipeline_counts(db.session),
-            waiting=contacts.list_contacts(db.session, status="QUALIFIED", per_page=WAITING_LIMIT),
+            # Oldest first: the contact that has waited longest since it became QUALIFIED.
+            waiting=contacts.list_contacts(
+                db.session, status="QUALIFIED", order="waiting", page=waiting_page, per_page=WAITING_PAGE_SIZE
+            ),
         )
         template = "onboarding/staff_dashboard.html"
     else:
@@ -70,6 +75,7 @@ def complete_task(slug: str):
         return respond(
             "onboarding/_task_row.html", redirect_to=dashboard_url, message=(exc.message, "error"),
             status=status_for(exc), item=state.task(slug), row_error=exc.message,
+            announce=exc.message, focus=f"#task-{slug} .inline-error",
         )
     finished = done.complete and done.changed and done.task.task.required
     message = None
@@ -80,10 +86,29 @@ def complete_task(slug: str):
     if not is_htmx():
         return respond("onboarding/_task_update.html", redirect_to=dashboard_url + f"#task-{slug}", message=message)
     state = checklist.onboarding_state(db.session, current_user.id)
+    title = done.task.task.title
     if finished:
         headers.update({"HX-Retarget": "#onboarding-widget", "HX-Reswap": "innerHTML"})
-        return respond("onboarding/_all_set.html", headers=headers, state=state)
+        return respond(
+            "onboarding/_all_set.html", headers=headers, state=state, focus="#all-set-heading",
+            announce=f"{title}: done. You're all set: all {state.required_total} required tasks are done.",
+        )
+    progress = f"{state.required_completed} of {state.required_total} required done."
     return respond(
         "onboarding/_task_update.html", headers=headers,
+        announce=f"{title}: done. {progress}" if done.changed else f"{title} was already done. {progress}",
+        focus=_next_focus(state, slug),
         item=state.task(slug), state=state, progress_oob=not state.complete,
     )
+
+
+def _next_focus(state, slug: str) -> str:
+    """Where focus goes after a task is done: the next open task's control (after this one,
+    else the first open one), else the task just done."""
+    tasks = [item.task.slug for item in state.tasks]
+    open_ = {item.task.slug for item in state.tasks if not item.completed and item.task.slug != "set-password"}
+    start = tasks.index(slug) if slug in tasks else 0
+    for candidate in tasks[start + 1:] + tasks[:start]:
+        if candidate in open_:
+            return f"#task-{candidate} button"
+    return f"#task-{slug}-title"

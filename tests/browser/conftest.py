@@ -114,8 +114,7 @@ class Page:
         page.on("framenavigated", lambda frame: frame == page.main_frame and self.navigations.append(frame.url))
 
     def _on_console(self, message) -> None:
-        # The browser asks for /favicon.ico on its own; the app has none, which is fine.
-        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+        if message.type == "error":
             self.console_errors.append(f"{message.text} ({message.location.get('url')})")
 
     def __getattr__(self, name):

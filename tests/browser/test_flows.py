@@ -52,15 +52,13 @@ def test_staff_approves_a_qualified_contact_without_a_reload(app, make, page, ma
     expect(page.get_by_role("heading", level=1)).to_have_text("Ada Lovelace")
     expect(page.locator("#contact-status .badge")).to_have_text("QUALIFIED")
 
-    dialogs = []
-
-    def accept(dialog):
-        dialogs.append(dialog.message)
-        dialog.accept()
-
-    page.on("dialog", accept)
     page.mark_page()
     page.get_by_role("button", name="Approve & Create Account").click()
+    # An in-page dialog, not the browser's confirm(): the name and what will happen.
+    dialog = page.get_by_role("dialog", name="Approve Ada Lovelace?")
+    expect(dialog).to_contain_text("email ada@example.com the welcome email")
+    dialog.get_by_role("button", name="Approve & Create Account").click()
+    expect(dialog).to_have_count(0)
 
     result = page.locator(f"#approve-{contact_id}")
     expect(result.locator(".notice")).to_contain_text("Account created for ada@example.com")
@@ -68,7 +66,6 @@ def test_staff_approves_a_qualified_contact_without_a_reload(app, make, page, ma
     expect(page.locator("#contact-status .badge")).to_have_text("ONBOARDING")  # out of band
     expect(result.locator(".welcome-email")).to_contain_text("sent")
     expect(page.get_by_role("button", name="Approve & Create Account")).to_have_count(0)
-    assert dialogs == ["Create an account for Ada Lovelace and email them?"]
     page.assert_not_reloaded()
     page.screenshot_to("crm-contact-approved.png")
     assert [m["To"] for m in _wait_for_mail(mailbox, "ada@example.com")] == ["ada@example.com"]
@@ -184,11 +181,11 @@ def test_staff_approves_from_the_dashboard_and_the_counts_follow(make, page, mai
     make.user("staff", email="sam@example.com", name="Sam")
     ada = make.contact("QUALIFIED", name="Ada Lovelace", email="ada@example.com")
     make.contact("QUALIFIED", name="Edsger Dijkstra", email="edsger@example.com")
-    page.on("dialog", lambda dialog: dialog.accept())
     page.sign_in("sam@example.com", STAFF_PASSWORD)
     expect(page.locator("#pipeline .pipeline-QUALIFIED strong")).to_have_text("2")
     page.mark_page()
     page.locator(f"#approve-{ada}").get_by_role("button", name="Approve & Create Account").click()
+    page.get_by_role("dialog").get_by_role("button", name="Approve & Create Account").click()
     expect(page.locator(f"#approve-{ada}")).to_contain_text("Account created for ada@example.com")
     expect(page.locator("#pipeline .pipeline-QUALIFIED strong")).to_have_text("1")  # out of band
     expect(page.locator("#pipeline .pipeline-ONBOARDING strong")).to_have_text("1")
@@ -201,7 +198,6 @@ def test_staff_approves_from_the_dashboard_and_the_counts_follow(make, page, mai
 def test_an_ended_session_during_an_htmx_request_shows_the_sign_in_page(app, make, page, mailbox):
     sam = make.user("staff", email="sam@example.com", name="Sam")
     make.contact("QUALIFIED", name="Ada Lovelace", email="ada@example.com")
-    page.on("dialog", lambda dialog: dialog.accept())
     page.sign_in("sam@example.com", STAFF_PASSWORD)
     with app.app_context():  # signed out everywhere, e.g. from another device
         accounts.end_all_sessions(db.session, sam)

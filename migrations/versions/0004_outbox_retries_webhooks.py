@@ -1,6 +1,6 @@
 """outbox_retries_webhooks: backoff and leases on the outbox; webhook endpoints and deliveries
 
-Revision ID: 0006_outbox_retries_webhooks
+Revision ID: 0004_outbox_retries_webhooks
 Revises: 0003_contact_search_and_counts
 Create Date: 2026-11-30
 
@@ -12,7 +12,7 @@ Create Date: 2026-11-30
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_outbox_retries_webhooks"
+revision = "0004_outbox_retries_webhooks"
 down_revision = "0003_contact_search_and_counts"
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """sign_in_links: the user's current single-use sign-in link (reset or welcome)
 
-Revision ID: 0007_sign_in_links
-Revises: 0006_outbox_retries_webhooks
+Revision ID: 0005_sign_in_links
+Revises: 0004_outbox_retries_webhooks
 Create Date: 2026-12-01
 
 A link is a random token sent by email; only its SHA-256 is kept, on the user, with what it
@@ -12,8 +12,8 @@ one, and using it clears it, in one conditional UPDATE.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_sign_in_links"
-down_revision = "0006_outbox_retries_webhooks"
+revision = "0005_sign_in_links"
+down_revision = "0004_outbox_retries_webhooks"
 branch_labels = None
 depends_on = None
 
