@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Flask, current_app, flash, request, session
+from flask import Flask, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from . import credentials
@@ -77,6 +77,8 @@ def register(app: Flask) -> None:
             session[SEEN_AT] = now()
             return None
         end()
-        if request.blueprint != "api" and request.endpoint != "static":
-            flash(reason, "info")
-        return None  # the request goes on signed out: pages send it to sign in, the API answers 401
+        if request.blueprint == "api" or request.endpoint == "static":
+            return None  # the request goes on signed out: the API answers 401
+        # A page goes to sign in saying why (and not also "please sign in": one message).
+        flash(reason, "info")
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?") if request.method == "GET" else None))

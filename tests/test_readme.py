@@ -21,7 +21,8 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 def _cli_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_URL"))}
-    return {**env, "DATABASE_URL": database_url, "SECRET_KEY": "readme-test-secret", "MAIL_SERVER": "", **extra}
+    return {**env, "APP_ENV": "development", "DATABASE_URL": database_url, "SECRET_KEY": "readme-test-secret",
+            "MAIL_SERVER": "", **extra}
 
 
 def _flask(database_url: str, *args: str) -> str:
