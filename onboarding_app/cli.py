@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from . import accounts, checklist, contacts, outbox, provisioning
+from . import accounts, checklist, contacts, outbox, provisioning, reminders
 from .errors import DomainError, ValidationFailed
 from .extensions import db
 from .models import ROLES, ApiToken, Contact, User
@@ -25,6 +25,7 @@ def _fail(exc: DomainError) -> None:
 users_cli = AppGroup("users", help="Manage users.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens.")
 outbox_cli = AppGroup("outbox", help="Deliver queued emails.")
+onboarding_cli = AppGroup("onboarding", help="Onboarding jobs.")
 
 
 @users_cli.command("create")
@@ -100,6 +101,13 @@ def outbox_deliver(watch: float | None) -> None:
         time.sleep(watch)
 
 
+@onboarding_cli.command("remind")
+def onboarding_remind() -> None:
+    """Run the reminder sweep once (as the worker does every hour); print how many were queued."""
+    queued = reminders.sweep(db.session)
+    click.echo(f"{queued} reminder{'' if queued == 1 else 's'} queued")
+
+
 @click.command("worker")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="How many jobs run at once (threads).")
@@ -173,5 +181,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(outbox_cli)
+    app.cli.add_command(onboarding_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(run_worker)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -87,6 +88,7 @@ class User(UserMixin, TimestampMixin, db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     # Flask-Login's alternative id: rotating it ends every session of the user.
     session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     contact: Mapped[Contact | None] = relationship(
         back_populates="user", foreign_keys="Contact.user_id", uselist=False
@@ -128,6 +130,9 @@ class Contact(TimestampMixin, db.Model):
             postgresql_using="gin",
             postgresql_ops={"name": "gin_trgm_ops", "email": "gin_trgm_ops", "company": "gin_trgm_ops"},
         ),
+        # The tracker, most stalled first; the funnel's cohort (migration 0008_tracker).
+        Index("ix_contacts_status_last_activity_at", "status", "last_activity_at"),
+        Index("ix_contacts_role_provisioned_at", "role", "provisioned_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -140,6 +145,14 @@ class Contact(TimestampMixin, db.Model):
     status: Mapped[str] = mapped_column(String(20), default="LEAD")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), unique=True)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # The account's onboarding over time (the tracker, reminders and the funnel): when it was
+    # provisioned and became ACTIVE; the user's last activity (provisioning, sign-in, a task
+    # done or skipped); the reminders sent, the last one restarting the reminder interval.
+    provisioned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User | None] = relationship(back_populates="contact", foreign_keys=[user_id])
     owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 from flask import current_app, render_template
 from flask_mail import Connection, Message
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from . import credentials, jobs, leases
+from . import checklist, credentials, jobs, leases
 from .errors import NotFound
 from .models import Contact, OutboundEmail, User, utcnow
 from .transactions import get_or_404, run_in_transaction
@@ -31,11 +31,15 @@ log = logging.getLogger(__name__)
 
 KIND_WELCOME = "welcome"  # a new account: holds a temporary password issued at delivery
 KIND_WELCOME_EXISTING = "welcome_existing"  # an existing account linked to the contact
+KIND_REMINDER = "reminder"  # the user's open required tasks, with a link to the dashboard
 REDACTED = "(temporary password, not stored)"
 _SUBJECTS = {
     KIND_WELCOME: "Welcome! Your account is ready",
     KIND_WELCOME_EXISTING: "Welcome! Your onboarding has started",
+    KIND_REMINDER: "A few steps left to finish setting up your account",
 }
+# The emails a contact's page and the tracker report as its welcome email.
+WELCOME_KINDS = (KIND_WELCOME, KIND_WELCOME_EXISTING)
 JOB_DELIVER = "deliver_email"
 
 
@@ -91,6 +95,18 @@ def _lease_seconds() -> float:
     return max(60.0, 6 * float(current_app.config["MAIL_TIMEOUT"]))
 
 
+def _reminder_context(email: OutboundEmail) -> dict:
+    """The reminder lists the required tasks still open when it is sent."""
+    return {
+        "open_tasks": checklist.open_required_tasks(object_session(email), email.user_id),
+        "dashboard_url": external_url("onboarding.dashboard"),
+    }
+
+
+# What an email of a kind shows beyond the user and the sign-in link, read at delivery.
+_CONTEXT = {KIND_REMINDER: _reminder_context}
+
+
 def _render(email: OutboundEmail, password: str | None) -> tuple[str, str]:
     context = {
         "user": email.user,
@@ -100,6 +116,9 @@ def _render(email: OutboundEmail, password: str | None) -> tuple[str, str]:
         "ttl_hours": current_app.config["TEMP_PASSWORD_TTL_HOURS"],
         "email": email,
     }
+    extra = _CONTEXT.get(email.kind)
+    if extra is not None:
+        context.update(extra(email))
     return (
         render_template(f"email/{email.kind}.txt", **context),
         render_template(f"email/{email.kind}.html", **context),
@@ -215,5 +234,8 @@ def retry_now(session: Session, contact_id: int, email_id: int) -> OutboundEmail
 
 def latest_welcome_email(session: Session, contact_id: int) -> OutboundEmail | None:
     return session.execute(
-        select(OutboundEmail).where(OutboundEmail.contact_id == contact_id).order_by(OutboundEmail.id.desc()).limit(1)
+        select(OutboundEmail)
+        .where(OutboundEmail.contact_id == contact_id, OutboundEmail.kind.in_(WELCOME_KINDS))
+        .order_by(OutboundEmail.id.desc())
+        .limit(1)
     ).scalar_one_or_none()

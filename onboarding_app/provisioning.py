@@ -28,6 +28,8 @@ __all__ = [
     "SET_PASSWORD_SLUG",
     "provision_account",
     "resend_welcome_email",
+    "queue_fresh_welcome",
+    "touch_activity",
     "complete_task",
     "check_onboarding_complete",
     "tick_password_task",
@@ -101,10 +103,11 @@ def provision_account(
 
         # Claim the contact only if it is still unclaimed: on SQLite, where a read takes no
         # lock, a concurrent request may have provisioned it since we looked.
+        now = utcnow()
         claimed = session.execute(
             update(Contact)
             .where(Contact.id == contact.id, Contact.user_id.is_(None), Contact.status == "QUALIFIED")
-            .values(user_id=user.id, status="ONBOARDING", updated_at=utcnow())
+            .values(user_id=user.id, status="ONBOARDING", updated_at=now, provisioned_at=now, last_activity_at=now)
             .execution_options(synchronize_session=False)
         )
         if claimed.rowcount != 1:
@@ -130,16 +133,37 @@ def resend_welcome_email(session: Session, contact_id: int, *, actor: User | int
         if contact.user_id is None:
             raise NotProvisioned(f"{contact.name} has no account yet.")
         user = session.get(User, contact.user_id)
-        if not user.must_change_password:
+        if not queue_fresh_welcome(session, user, contact):
             raise PasswordAlreadySet(
                 f"{user.email} has already set their own password; there is nothing to resend."
             )
-        credentials.revoke_temporary_password(user)
-        outbox.queue_welcome_email(session, user=user, contact=contact, with_password=True)
         feed.record_account_event(session, feed.EVENT_WELCOME_RESENT, contact_id=contact.id, user=user, actor_id=actor_id)
         return user
 
     return run_in_transaction(session, work)
+
+
+def queue_fresh_welcome(session: Session, user: User, contact: Contact) -> bool:
+    """The welcome email again, in the caller's transaction, for a user still on a temporary
+    credential: the old one stops working now, a new one is issued at delivery. False (and
+    nothing changes) once the user has set their own password. "Resend welcome" and a
+    reminder to someone who never got in both send it this way."""
+    if not user.must_change_password:
+        return False
+    credentials.revoke_temporary_password(user)
+    outbox.queue_welcome_email(session, user=user, contact=contact, with_password=True)
+    return True
+
+
+def touch_activity(session: Session, user_id: int, at: datetime) -> None:
+    """The user did something (signed in, ticked or skipped a task): their contact's
+    ``last_activity_at``, which the tracker sorts on and the reminder sweep reads."""
+    session.execute(
+        update(Contact)
+        .where(Contact.user_id == user_id)
+        .values(last_activity_at=at)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _ensure_progress_rows(session: Session, user: User) -> None:
@@ -164,10 +188,11 @@ def _settle_completion(session: Session, user: User, *, contact_id: int | None, 
     The count is read after the caller's lock on the user, so no concurrent tick is missed."""
     progress: RequiredProgress = required_progress(session, [user.id])[user.id]
     if progress.complete and status == "ONBOARDING":
+        now = utcnow()
         moved = session.execute(
             update(Contact)
             .where(Contact.user_id == user.id, Contact.status == "ONBOARDING")
-            .values(status="ACTIVE", updated_at=utcnow())
+            .values(status="ACTIVE", updated_at=now, activated_at=now)
             .execution_options(synchronize_session=False)
         )
         if moved.rowcount == 1:
@@ -218,6 +243,7 @@ def _flip(session: Session, user: User, task: OnboardingTask, progress_id: int, 
             select(OnboardingProgress.completed_at).where(OnboardingProgress.id == progress_id)
         ).scalar_one()
         return False, completed_at
+    touch_activity(session, user.id, now)
     feed.record(
         session,
         feed.EVENT_TASK_COMPLETED,

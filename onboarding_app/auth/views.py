@@ -52,6 +52,7 @@ def login():
         else:
             session.clear()  # a fresh session at sign-in: nothing carried over from before
             login_user(user)
+            accounts.record_sign_in(db.session, user.id)
             log.info("sign-in user_id=%s ip=%s", user.id, request.remote_addr)
             return redirect(_safe_next(request.args.get("next")) or url_for("onboarding.dashboard"))
     status = 401 if error else (422 if form.errors else 200)
