@@ -161,7 +161,7 @@ def touch_activity(session: Session, user_id: int, at: datetime) -> None:
     session.execute(
         update(Contact)
         .where(Contact.user_id == user_id)
-        .values(last_activity_at=at)
+        .values(last_activity_at=at, updated_at=Contact.updated_at)  # activity, not an edit
         .execution_options(synchronize_session=False)
     )
 

@@ -71,7 +71,7 @@ def _claim(session: Session, contact_id: int, *, now: datetime, cutoff: datetime
         claimed = session.execute(
             update(Contact)
             .where(Contact.id == contact_id, *_due(cutoff, limit))
-            .values(reminders_sent=Contact.reminders_sent + 1, last_reminder_at=now)
+            .values(reminders_sent=Contact.reminders_sent + 1, last_reminder_at=now, updated_at=Contact.updated_at)
             .execution_options(synchronize_session=False)
         )
         if claimed.rowcount != 1:
@@ -126,7 +126,7 @@ def remind_now(session: Session, contact_id: int, *, actor: User | int | None = 
         counted = session.execute(
             update(Contact)
             .where(Contact.id == contact_id, Contact.status == "ONBOARDING")
-            .values(reminders_sent=Contact.reminders_sent + 1, last_reminder_at=utcnow())
+            .values(reminders_sent=Contact.reminders_sent + 1, last_reminder_at=utcnow(), updated_at=Contact.updated_at)
             .execution_options(synchronize_session=False)
         )
         if counted.rowcount != 1:  # SQLite: it became ACTIVE since we read it
