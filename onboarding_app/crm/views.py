@@ -276,7 +276,7 @@ def tracker_page():
                "stalled_after_days": current_app.config["REMINDER_AFTER_DAYS"]}
     if is_htmx():
         return respond("crm/_tracker_results.html", status=422 if errors else 200, **context)
-    return render_template("crm/onboarding.html", **context, **funnel_context({})), 422 if errors else 200
+    return render_template("crm/onboarding.html", **{**context, **funnel_context({})}), 422 if errors else 200
 
 
 def _tracker_action(contact_id: int, action) -> object:
