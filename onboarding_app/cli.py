@@ -156,6 +156,7 @@ def _seed_contact(staff: User, name: str, email: str, company: str, role: str, t
     state = checklist.onboarding_state(db.session, user_id)
     open_required = [t.task.slug for t in state.tasks if t.task.required and not t.completed]
     # Mid-onboarding: one more task done. Active: every required task done.
+    accounts.record_sign_in(db.session, user_id)
     for slug in open_required[:1] if target == "ONBOARDING" else open_required:
         provisioning.complete_task(db.session, user_id, slug)
     return f"created  {name} ({target}), sign in as {email} / {DEMO_CLIENT_PASSWORD}"
@@ -205,9 +206,11 @@ def _backdate(contact_id: int, user_id: int, age_days: float, quiet_days: float,
     activated = provisioned + timedelta(hours=active_after_hours) if active_after_hours is not None else None
 
     def work() -> None:
+        # Quiet for long enough: the hourly sweep has reminded it once already.
+        reminded = quiet + timedelta(days=3) if activated is None and quiet_days >= 6 else None
         db.session.execute(update(Contact).where(Contact.id == contact_id).values(
             provisioned_at=provisioned, last_activity_at=activated or quiet, activated_at=activated,
-            updated_at=Contact.updated_at))
+            reminders_sent=1 if reminded else 0, last_reminder_at=reminded, updated_at=Contact.updated_at))
         db.session.execute(update(OnboardingProgress).where(
             OnboardingProgress.user_id == user_id, OnboardingProgress.completed == 1).values(
             completed_at=activated or quiet))
