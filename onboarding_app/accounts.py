@@ -94,6 +94,21 @@ def authenticate(session: Session, email: str, password: str) -> User:
     return user
 
 
+def record_sign_in(session: Session, user_id: int) -> None:
+    """The user has just signed in: ``last_sign_in_at``, and their contact's last activity
+    (the tracker and the reminder sweep read it)."""
+    now = utcnow()
+
+    def work() -> None:
+        session.execute(
+            update(User).where(User.id == user_id).values(last_sign_in_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        provisioning.touch_activity(session, user_id, now)
+
+    run_in_transaction(session, work)
+
+
 def end_all_sessions(session: Session, user_id: int) -> None:
     """Sign the user out everywhere: every session cookie carries the old token."""
     run_in_transaction(session, lambda: get_or_404(session, User, user_id, lock=True).rotate_session_token())

@@ -106,3 +106,17 @@ def onboarding_state(session: Session, user_id: int) -> OnboardingState:
         progress=RequiredProgress.of(tasks),
         status=status,
     )
+
+
+def open_required_tasks(session: Session, user_id: int) -> list[OnboardingTask]:
+    """The required tasks of the user's checklist not done yet, in checklist order (what a
+    reminder lists). One query."""
+    done = select(OnboardingProgress.task_id).where(
+        OnboardingProgress.user_id == user_id, OnboardingProgress.completed == 1
+    )
+    role = select(User.role).where(User.id == user_id).scalar_subquery()
+    return list(session.execute(
+        select(OnboardingTask)
+        .where(OnboardingTask.role == role, OnboardingTask.required.is_(True), OnboardingTask.id.not_in(done))
+        .order_by(OnboardingTask.position, OnboardingTask.id)
+    ).scalars())

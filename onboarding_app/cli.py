@@ -7,12 +7,15 @@ import time
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import select
+from datetime import timedelta
 
-from . import accounts, checklist, contacts, outbox, provisioning
+from sqlalchemy import select, update
+
+from . import accounts, checklist, contacts, outbox, provisioning, reminders
 from .errors import DomainError, ValidationFailed
 from .extensions import db
-from .models import ROLES, ApiToken, Contact, OutboundEmail, User
+from .models import ROLES, ApiToken, Contact, OnboardingProgress, OutboundEmail, User, utcnow
+from .transactions import run_in_transaction
 
 
 def _fail(exc: DomainError) -> None:
@@ -25,6 +28,7 @@ def _fail(exc: DomainError) -> None:
 users_cli = AppGroup("users", help="Manage users.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens.")
 outbox_cli = AppGroup("outbox", help="Deliver queued emails.")
+onboarding_cli = AppGroup("onboarding", help="Onboarding jobs.")
 
 
 @users_cli.command("create")
@@ -117,6 +121,13 @@ def outbox_deliver(watch: float | None) -> None:
         time.sleep(watch)
 
 
+@onboarding_cli.command("remind")
+def onboarding_remind() -> None:
+    """Run the reminder sweep once (as the worker does every hour); print how many were queued."""
+    queued = reminders.sweep(db.session)
+    click.echo(f"{queued} reminder{'' if queued == 1 else 's'} queued")
+
+
 @click.command("worker")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="How many jobs run at once (threads).")
@@ -162,14 +173,74 @@ def _seed_contact(staff: User, name: str, email: str, company: str, role: str, t
     state = checklist.onboarding_state(db.session, user_id)
     open_required = [t.task.slug for t in state.tasks if t.task.required and not t.completed]
     # Mid-onboarding: one more task done. Active: every required task done.
+    accounts.record_sign_in(db.session, user_id)
     for slug in open_required[:1] if target == "ONBOARDING" else open_required:
         provisioning.complete_task(db.session, user_id, slug)
     return f"created  {name} ({target}), sign in as {email} / {DEMO_CLIENT_PASSWORD}"
 
 
+# Accounts at several points of onboarding, so the tracker and the funnel have something to
+# show on first start: name, email, company, role, tasks done, signed in, days since provisioning,
+# days since the last activity, hours from provisioning to ACTIVE (None: still onboarding).
+DEMO_TRACKER = [
+    ("Rosalind Franklin", "rosalind@example.com", "Helix Imaging", "client", [], False, 6, 6, None),
+    ("Tim Berners-Lee", "tim@example.com", "Hypertext Ltd", "client", ["set-password", "complete-profile"], True, 7, 4, None),
+    ("Hedy Lamarr", "hedy@example.com", "Frequency Hopping AG", "client",
+     ["set-password", "complete-profile", "accept-terms"], True, 12, 9, None),
+    ("Claude Shannon", "claude@example.com", "Information Theory Co", "partner", ["set-password"], True, 3, 2, None),
+    ("Annie Easley", "annie@example.com", "Centaur Rockets", "client", "all", True, 3, 2, 10),
+    ("Frances Allen", "frances@example.com", "Optimizing Compilers", "client", "all", True, 12, 10, 30),
+    ("John von Neumann", "johnvn@example.com", "Stored Program Inc", "client", "all", True, 20, 16, 80),
+]
+
+
+def _seed_tracker_account(staff: User, name, email, company, role, done, signed_in, age_days, quiet_days,
+                          active_after_hours) -> str:
+    if db.session.execute(select(Contact.id).where(Contact.email == email)).first():
+        return f"kept     {name}"
+    contact = contacts.create_contact(db.session, {"name": name, "email": email, "company": company, "role": role},
+                                      actor=staff)
+    contacts.change_status(db.session, contact.id, "QUALIFIED", actor=staff)
+    user_id = provisioning.provision_account(db.session, contact.id, actor=staff).user.id
+    if done == "all":
+        done = [t.task.slug for t in checklist.onboarding_state(db.session, user_id).tasks if t.task.required]
+    for slug in done:
+        if slug == provisioning.SET_PASSWORD_SLUG:
+            accounts.set_password(db.session, user_id, DEMO_CLIENT_PASSWORD)
+        else:
+            provisioning.complete_task(db.session, user_id, slug)
+    if signed_in:
+        accounts.record_sign_in(db.session, user_id)
+    _backdate(contact.id, user_id, age_days, quiet_days, active_after_hours, signed_in)
+    state = "ACTIVE" if active_after_hours is not None else f"ONBOARDING, quiet for {quiet_days} days"
+    return f"created  {name} ({state})"
+
+
+def _backdate(contact_id: int, user_id: int, age_days: float, quiet_days: float, active_after_hours, signed_in) -> None:
+    """Demo only: move an account's history into the past, as if it had been onboarding for days."""
+    now = utcnow()
+    provisioned, quiet = now - timedelta(days=age_days), now - timedelta(days=quiet_days)
+    activated = provisioned + timedelta(hours=active_after_hours) if active_after_hours is not None else None
+
+    def work() -> None:
+        # Quiet for long enough: the hourly sweep has reminded it once already.
+        reminded = quiet + timedelta(days=3) if activated is None and quiet_days >= 6 else None
+        db.session.execute(update(Contact).where(Contact.id == contact_id).values(
+            provisioned_at=provisioned, last_activity_at=activated or quiet, activated_at=activated,
+            reminders_sent=1 if reminded else 0, last_reminder_at=reminded, updated_at=Contact.updated_at))
+        db.session.execute(update(OnboardingProgress).where(
+            OnboardingProgress.user_id == user_id, OnboardingProgress.completed == 1).values(
+            completed_at=activated or quiet))
+        if signed_in:
+            db.session.execute(update(User).where(User.id == user_id).values(last_sign_in_at=provisioned + timedelta(hours=2)))
+
+    run_in_transaction(db.session, work)
+
+
 @click.command("seed-demo")
 def seed_demo() -> None:
-    """Demo staff, contacts in every status and one user mid-onboarding. Safe to run twice."""
+    """Demo staff, contacts in every status, accounts stalled at several steps and some ACTIVE
+    (for the tracker and the funnel). Safe to run twice."""
     email, name, role, password = DEMO_STAFF
     staff = db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
     if staff is None:
@@ -179,16 +250,20 @@ def seed_demo() -> None:
         click.echo(f"kept     staff {email}")
     for row in DEMO_CONTACTS:
         click.echo(_seed_contact(staff, *row))
+    for row in DEMO_TRACKER:
+        click.echo(_seed_tracker_account(staff, *row))
     base = current_app.config["APP_BASE_URL"]
     click.echo("")
     click.echo(f"Open {base}/login")
     click.echo(f"  staff:  {email} / {password}")
     click.echo(f"  client mid-onboarding: margaret@example.com / {DEMO_CLIENT_PASSWORD}")
+    click.echo(f"  who is stuck where: {base}/crm/onboarding")
 
 
 def register(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(outbox_cli)
+    app.cli.add_command(onboarding_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(run_worker)

@@ -124,6 +124,9 @@ def from_environment(instance_path: str) -> dict:
         "MAIL_MAX_ATTEMPTS": _int("MAIL_MAX_ATTEMPTS", 7),
         "WEBHOOK_RETRY_SCHEDULE": _schedule("WEBHOOK_RETRY_SCHEDULE", (5, 300, 1800, 7200, 18000, 36000)),
         "WEBHOOK_ALLOW_PRIVATE_HOSTS": _bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", False),
+        # Reminders: after this many days without activity, at most this many from the sweep.
+        "REMINDER_AFTER_DAYS": _float("REMINDER_AFTER_DAYS", 3.0),
+        "REMINDER_MAX": _int("REMINDER_MAX", 3),
     }
 
 
@@ -191,4 +194,5 @@ DEFAULTS = {
     # None: run jobs in the worker; True (tests): run each job at once, in the caller.
     "HUEY_IMMEDIATE": None,
     "CONTACTS_PAGE_SIZE": 25,
+    "TRACKER_PAGE_SIZE": 25,
 }

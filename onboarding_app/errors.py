@@ -92,3 +92,9 @@ class InvalidCredentials(DomainError):
 
 class TemporaryPasswordExpired(InvalidCredentials):
     code = "temporary_password_expired"
+
+
+class NotOnboarding(Conflict):
+    """Only an account still in ONBOARDING can be reminded."""
+
+    code = "not_onboarding"

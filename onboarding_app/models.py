@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -106,6 +107,7 @@ class User(UserMixin, TimestampMixin, db.Model):
     # The IANA zone of the user's profile ("Europe/Paris"); pages show times in it. None:
     # the browser's zone (static/app.js), else UTC. Migration 0006_ux_timezone_search.
     timezone: Mapped[str | None] = mapped_column(String(64))
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     contact: Mapped[Contact | None] = relationship(
         back_populates="user", foreign_keys="Contact.user_id", uselist=False
@@ -148,6 +150,9 @@ class Contact(TimestampMixin, db.Model):
         ),
         # The staff dashboard's "waiting for approval", oldest first.
         Index("ix_contacts_status_changed", "status", "status_changed_at", "id"),
+        # The tracker, most stalled first; the funnel's cohort (migration 0007_tracker).
+        Index("ix_contacts_status_last_activity_at", "status", "last_activity_at"),
+        Index("ix_contacts_role_provisioned_at", "role", "provisioned_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -164,6 +169,14 @@ class Contact(TimestampMixin, db.Model):
     search_text: Mapped[str] = mapped_column(String(700), default="")
     # When the status last changed (how long a QUALIFIED contact has waited for approval).
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The account's onboarding over time (the tracker, reminders and the funnel): when it was
+    # provisioned and became ACTIVE; the user's last activity (provisioning, sign-in, a task
+    # done or skipped); the reminders sent, the last one restarting the reminder interval.
+    provisioned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User | None] = relationship(back_populates="contact", foreign_keys=[user_id])
     owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])

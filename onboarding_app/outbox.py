@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from flask import current_app, render_template
 from flask_mail import Connection, Message
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from . import credentials, jobs, leases
+from . import checklist, credentials, jobs, leases
 from .errors import NotFound
 from .logsafe import get_logger
 from .models import Contact, OutboundEmail, User, utcnow
@@ -35,16 +35,18 @@ KIND_WELCOME = credentials.KIND_WELCOME  # a new account: a temporary password i
 KIND_WELCOME_LINK = credentials.KIND_WELCOME_LINK  # a new account, WELCOME_CREDENTIAL=link
 KIND_WELCOME_EXISTING = "welcome_existing"  # an existing account linked to the contact
 KIND_PASSWORD_RESET = credentials.KIND_PASSWORD_RESET  # a reset link issued at delivery
+KIND_REMINDER = "reminder"  # the user's open required tasks, with a link to the dashboard
 REDACTED = credentials.REDACTED_PASSWORD
 _SUBJECTS = {
     KIND_WELCOME: "Welcome! Your account is ready",
     KIND_WELCOME_LINK: "Welcome! Your account is ready",
     KIND_WELCOME_EXISTING: "Welcome! Your onboarding has started",
     KIND_PASSWORD_RESET: "Reset your password",
+    KIND_REMINDER: "A few steps left to finish setting up your account",
 }
 # A newer email supersedes the pending ones of these kinds: one welcome credential at a time.
 _SUPERSEDES = {KIND_WELCOME: (KIND_WELCOME, KIND_WELCOME_LINK), KIND_WELCOME_LINK: (KIND_WELCOME, KIND_WELCOME_LINK)}
-# The emails a contact's page reports as its welcome email.
+# The emails a contact's page and the tracker report as its welcome email.
 WELCOME_KINDS = (KIND_WELCOME, KIND_WELCOME_LINK, KIND_WELCOME_EXISTING)
 JOB_DELIVER = "deliver_email"
 
@@ -98,6 +100,18 @@ def _lease_seconds() -> float:
     return max(60.0, 6 * float(current_app.config["MAIL_TIMEOUT"]))
 
 
+def _reminder_context(email: OutboundEmail) -> dict:
+    """The reminder lists the required tasks still open when it is sent."""
+    return {
+        "open_tasks": checklist.open_required_tasks(object_session(email), email.user_id),
+        "dashboard_url": external_url("onboarding.dashboard"),
+    }
+
+
+# What an email of a kind shows beyond the user and the sign-in link, read at delivery.
+_CONTEXT = {KIND_REMINDER: _reminder_context}
+
+
 def _render(email: OutboundEmail, secret: dict[str, str]) -> tuple[str, str]:
     context = {
         "user": email.user,
@@ -111,6 +125,9 @@ def _render(email: OutboundEmail, secret: dict[str, str]) -> tuple[str, str]:
         "email": email,
         **secret,
     }
+    extra = _CONTEXT.get(email.kind)
+    if extra is not None:
+        context.update(extra(email))
     return (
         render_template(f"email/{email.kind}.txt", **context),
         render_template(f"email/{email.kind}.html", **context),

@@ -37,6 +37,8 @@ __all__ = [
     "SET_PASSWORD_SLUG",
     "provision_account",
     "resend_welcome_email",
+    "queue_fresh_welcome",
+    "touch_activity",
     "complete_task",
     "check_onboarding_complete",
     "tick_password_task",
@@ -117,10 +119,12 @@ def provision_account(
 
         # Claim the contact only if it is still unclaimed: on SQLite, where a read takes no
         # lock, a concurrent request may have provisioned it since we looked.
+        now = utcnow()
         claimed = session.execute(
             update(Contact)
             .where(Contact.id == contact.id, Contact.user_id.is_(None), Contact.status == "QUALIFIED")
-            .values(user_id=user.id, status="ONBOARDING", updated_at=utcnow(), status_changed_at=utcnow())
+            .values(user_id=user.id, status="ONBOARDING", updated_at=now, status_changed_at=now,
+                    provisioned_at=now, last_activity_at=now)
             .execution_options(synchronize_session=False)
         )
         if claimed.rowcount != 1:
@@ -147,17 +151,38 @@ def resend_welcome_email(session: Session, contact_id: int, *, actor: User | int
         if contact.user_id is None:
             raise NotProvisioned(f"{contact.name} has no account yet.")
         user = session.get(User, contact.user_id)
-        # Conditional, not read-then-write: if the user sets their own password meanwhile,
-        # nothing is revoked and the resend is refused.
-        if not credentials.revoke_welcome_credentials(session, user.id):
+        if not queue_fresh_welcome(session, user, contact):
             raise PasswordAlreadySet(
                 f"{user.email} has already set their own password; there is nothing to resend."
             )
-        outbox.queue_welcome_email(session, user=user, contact=contact, with_password=True)
         feed.record_account_event(session, feed.EVENT_WELCOME_RESENT, contact_id=contact.id, user=user, actor_id=actor_id)
         return user
 
     return run_in_transaction(session, work)
+
+
+def queue_fresh_welcome(session: Session, user: User, contact: Contact) -> bool:
+    """The welcome email again, in the caller's transaction, for a user still on a temporary
+    credential: the old one stops working now, a new one is issued at delivery. False (and
+    nothing changes) once the user has set their own password. "Resend welcome" and a
+    reminder to someone who never got in both send it this way."""
+    # Conditional, not read-then-write: if the user sets their own password meanwhile,
+    # nothing is revoked and nothing is sent.
+    if not credentials.revoke_welcome_credentials(session, user.id):
+        return False
+    outbox.queue_welcome_email(session, user=user, contact=contact, with_password=True)
+    return True
+
+
+def touch_activity(session: Session, user_id: int, at: datetime) -> None:
+    """The user did something (signed in, ticked or skipped a task): their contact's
+    ``last_activity_at``, which the tracker sorts on and the reminder sweep reads."""
+    session.execute(
+        update(Contact)
+        .where(Contact.user_id == user_id)
+        .values(last_activity_at=at, updated_at=Contact.updated_at)  # activity, not an edit
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _ensure_progress_rows(session: Session, user: User) -> None:
@@ -182,10 +207,11 @@ def _settle_completion(session: Session, user: User, *, contact_id: int | None, 
     The count is read after the caller's lock on the user, so no concurrent tick is missed."""
     progress: RequiredProgress = required_progress(session, [user.id])[user.id]
     if progress.complete and status == "ONBOARDING":
+        now = utcnow()
         moved = session.execute(
             update(Contact)
             .where(Contact.user_id == user.id, Contact.status == "ONBOARDING")
-            .values(status="ACTIVE", updated_at=utcnow(), status_changed_at=utcnow())
+            .values(status="ACTIVE", updated_at=now, status_changed_at=now, activated_at=now)
             .execution_options(synchronize_session=False)
         )
         if moved.rowcount == 1:
@@ -236,6 +262,7 @@ def _flip(session: Session, user: User, task: OnboardingTask, progress_id: int, 
             select(OnboardingProgress.completed_at).where(OnboardingProgress.id == progress_id)
         ).scalar_one()
         return False, completed_at
+    touch_activity(session, user.id, now)
     feed.record(
         session,
         feed.EVENT_TASK_COMPLETED,

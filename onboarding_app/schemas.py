@@ -9,7 +9,7 @@ sentence. A refusal is ``ValidationFailed`` with one sentence per field.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
@@ -54,6 +54,12 @@ _SENTENCES = {
     "less_than_equal": "Must be at most {le}.",
     "model_type": "Must be a JSON object.",
     "model_attributes_type": "Must be a JSON object.",
+    "bool_type": "Must be true or false.",
+    "bool_parsing": "Must be true or false.",
+    "datetime_type": "Must be an ISO 8601 date or date-time, e.g. 2026-05-04 or 2026-05-04T09:30:00Z.",
+    "datetime_parsing": "Must be an ISO 8601 date or date-time, e.g. 2026-05-04 or 2026-05-04T09:30:00Z.",
+    "datetime_from_date_parsing": "Must be an ISO 8601 date or date-time, e.g. 2026-05-04 or 2026-05-04T09:30:00Z.",
+    "datetime_object_invalid": "Must be an ISO 8601 date or date-time, e.g. 2026-05-04 or 2026-05-04T09:30:00Z.",
 }
 
 
@@ -276,6 +282,46 @@ class FeedQuery(Query):
     def filters(self, default_limit: int) -> dict[str, Any]:
         """The keyword arguments of ``feed.list_feed``."""
         return {"type": self.type or None, "before": self.before, "limit": self.limit or default_limit}
+
+
+TrackerStatus = _choice(("ONBOARDING", "ACTIVE", "all"))
+FUNNEL_DAYS = 30  # the pages' default cohort: the accounts provisioned in the last 30 days
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A date-time without a zone is read as UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+class TrackerQuery(Query):
+    refusal: ClassVar[str] = "Invalid filter."
+
+    status: TrackerStatus = Field("ONBOARDING", description="`ONBOARDING` (the default), `ACTIVE` or `all`.")
+    role: Role = optional("Only accounts of this role.")
+    stalled: bool = Field(False, description="Only accounts whose `stalled_days` ≥ `REMINDER_AFTER_DAYS`.")
+    page: int = Field(1, ge=1, le=100_000, description="Which page, from 1.")
+    per_page: int = Field(None, ge=1, le=MAX_PER_PAGE,
+                          description="Page size (the server's default when left out).")
+
+    def filters(self, default_per_page: int) -> dict[str, Any]:
+        """The keyword arguments of ``tracker.list_accounts`` (but the stalled threshold)."""
+        return {"status": self.status, "role": self.role, "stalled": self.stalled, "page": self.page,
+                "per_page": self.per_page or default_per_page}
+
+
+class FunnelQuery(Query):
+    refusal: ClassVar[str] = "Invalid funnel query."
+
+    role: Role = Field("client", description="The checklist's role (`client` by default).")
+    since: Annotated[datetime, AfterValidator(_utc)] = optional(
+        "The cohort: accounts provisioned since this ISO 8601 date or date-time (UTC when it has no "
+        f"zone). Default: {FUNNEL_DAYS} days ago.")
+
+    def filters(self, now: datetime) -> dict[str, Any]:
+        """The keyword arguments of ``tracker.funnel``."""
+        return {"role": self.role, "since": self.since or now - timedelta(days=FUNNEL_DAYS)}
 
 
 # --- what goes out -------------------------------------------------------------------------------
@@ -514,3 +560,69 @@ class WebhookDeliveries(Out):
 
 class Queued(Out):
     queued: bool = True
+
+
+class TrackerTask(Out):
+    slug: str
+    title: str
+    required: bool
+    completed: bool
+    skipped: bool
+    completed_at: Timestamp | None
+
+
+class WelcomeEmail(Out):
+    status: Literal["pending", "sent", "failed"]
+    attempts: int = Field(ge=0)
+    last_error: str | None
+
+
+class TrackerAccount(Out):
+    contact_id: int
+    user_id: int
+    name: str
+    email: str
+    role: Literal[ACCOUNT_ROLES]
+    status: Literal[CONTACT_STATUSES]
+    provisioned_at: Timestamp | None
+    last_sign_in_at: Timestamp | None = Field(description="Null until the user first signs in.")
+    last_activity_at: Timestamp | None = Field(
+        description="Provisioning, the last sign-in, or the last task done or skipped.")
+    stalled_days: int = Field(ge=0, description="Whole days since the last activity (0 once ACTIVE).")
+    required_total: int = Field(ge=0)
+    required_completed: int = Field(ge=0)
+    reminders_sent: int = Field(ge=0)
+    welcome_email: WelcomeEmail | None = Field(description="The latest welcome email; null if none.")
+    tasks: list[TrackerTask] = Field(description="Every task of the account's checklist, in order.")
+
+
+class TrackerPage(Out):
+    items: list[TrackerAccount] = Field(description="Most stalled first.")
+    page: int = Field(ge=1)
+    per_page: int = Field(ge=1)
+    total: int = Field(ge=0)
+
+
+class FunnelStep(Out):
+    key: str = Field(description="`provisioned`, `signed_in`, a required task's slug, or `active`.")
+    label: str
+    count: int = Field(ge=0)
+
+
+class TimeToActive(Out):
+    n: int = Field(ge=0, description="How many of the cohort are ACTIVE.")
+    median_hours: float | None = Field(description="Null when none is ACTIVE.")
+    p90_hours: float | None = Field(description="The 90th percentile; null when none is ACTIVE.")
+
+
+class Funnel(Out):
+    role: Literal[ACCOUNT_ROLES]
+    since: Timestamp
+    steps: list[FunnelStep]
+    time_to_active: TimeToActive
+
+
+class ReminderQueued(Out):
+    queued: Literal["reminder", "welcome"] = Field(
+        description="`welcome`: the user never got in, so the welcome email goes again with a fresh credential; "
+                    "`reminder`: the open required tasks with a link to the dashboard.")

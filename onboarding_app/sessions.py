@@ -14,7 +14,8 @@ import time
 from flask import Flask, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from . import credentials
+from . import accounts, credentials
+from .extensions import db
 from .models import User
 
 SIGNED_IN_AT = "signed_in_at"
@@ -34,6 +35,7 @@ def start(user: User) -> None:
     session[SIGNED_IN_AT] = session[SEEN_AT] = now()
     if user.must_change_password:
         session[TEMPORARY_PASSWORD] = credentials.fingerprint(user.password_hash)
+    accounts.record_sign_in(db.session, user.id)  # last sign-in and activity (tracker, reminders)
 
 
 def keep(user: User) -> None:

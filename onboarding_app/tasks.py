@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from huey import crontab
 
-from . import jobs, outbox, webhooks, worker
+from . import jobs, outbox, reminders, webhooks, worker
 from .extensions import db, huey
 
 
@@ -35,6 +35,14 @@ def sweep() -> None:
     with worker.app_context():
         outbox.deliver_pending(db.session, due_only=True)
         webhooks.deliver_due(db.session)
+
+
+@huey.periodic_task(crontab(minute="17"))
+def remind() -> int:
+    """Every hour: remind the accounts stuck for REMINDER_AFTER_DAYS (reminders.py holds the
+    rule; a second worker running it at the same time sends nothing twice)."""
+    with worker.app_context():
+        return reminders.sweep(db.session)
 
 
 jobs.register(outbox.JOB_DELIVER, deliver_email)

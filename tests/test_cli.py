@@ -123,3 +123,38 @@ def test_db_upgrade_command_on_an_empty_database(empty_database_url):
         assert db.session.execute(select(func.count()).select_from(User)).scalar_one() == 0
         db.session.remove()
         db.engine.dispose()
+
+
+def test_seed_demo_gives_the_tracker_and_funnel_something_to_show(runner, session):
+    from datetime import datetime, timedelta, timezone
+
+    from onboarding_app import tracker
+
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    page = tracker.list_accounts(session, stalled=True, stalled_after_days=3)
+    stalled = {row.email: row for row in page.items}
+    # Stalled at several steps: never signed in, after the profile, after the terms.
+    assert {"rosalind@example.com", "tim@example.com", "hedy@example.com"} <= set(stalled)
+    assert len({row.required_completed for row in stalled.values()}) >= 3
+    assert stalled["rosalind@example.com"].last_sign_in_at is None
+    funnel = tracker.funnel(session, role="client", since=datetime.now(timezone.utc) - timedelta(days=30))
+    counts = [step.count for step in funnel.steps]
+    assert counts[0] > counts[-1] > 0 and funnel.time_to_active.n >= 3
+    assert funnel.time_to_active.median_hours == 30.0
+
+
+def test_onboarding_remind_runs_the_sweep_once(runner, make, app, mailbox, session):
+    import sqlalchemy as sa
+
+    stalled, _ = make.provisioned(email="stalled@example.com")
+    make.provisioned(email="fresh@example.com")
+    from datetime import datetime, timedelta, timezone
+
+    session.execute(sa.update(Contact).where(Contact.id == stalled)
+                    .values(last_activity_at=datetime.now(timezone.utc) - timedelta(days=4)))
+    session.commit()
+    result = runner.invoke(args=["onboarding", "remind"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "1 reminder queued"
+    assert runner.invoke(args=["onboarding", "remind"]).output.strip() == "0 reminders queued"
+    assert len(mailbox.to("stalled@example.com")) == 2 and len(mailbox.to("fresh@example.com")) == 1

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, url_for
 
-from .. import checklist, contacts, feed, provisioning, schemas, webhooks
+from .. import checklist, contacts, feed, provisioning, reminders, schemas, tracker, webhooks
 from ..extensions import csrf, db, limiter
+from ..models import utcnow
 from . import errors, parsing
 from .auth import admin_only, rate_limit_key, rate_limit_value, signed_in, staff_only
 from .spec import document, operation
@@ -112,6 +113,64 @@ def provision(user, contact_id: int):
                                                      "linked to this contact and its onboarding has started."},
         ), 409
     return schemas.Provisioned(user_id=result.user.id, email=result.user.email), 201
+
+
+@bp.post(f"{CONTACT}/resend-welcome")
+@staff_only
+@operation(
+    400, 404, tags=("crm",),
+    HTTP_202=(schemas.Queued, "A fresh welcome email is queued; the old temporary password stopped working."),
+    HTTP_409=(schemas.Error, "The contact has no account yet (`not_provisioned`), or its user has set their own "
+                             "password (`password_already_set`)."),
+)
+def resend_welcome(user, contact_id: int):
+    """Send the welcome email again with a fresh temporary password.
+
+    Staff and admins only. This is not a reminder: it does not count in `reminders_sent`."""
+    provisioning.resend_welcome_email(db.session, parsing.contact_id(contact_id), actor=user)
+    return schemas.Queued(queued=True), 202
+
+
+@bp.post(f"{CONTACT}/remind")
+@staff_only
+@operation(
+    400, 404, tags=("crm",),
+    HTTP_202=(schemas.ReminderQueued, "A reminder is queued: what kind of email it is."),
+    HTTP_409=(schemas.Error, "The contact is not ONBOARDING. Code: `not_onboarding`."),
+)
+def remind(user, contact_id: int):
+    """Remind one onboarding account now.
+
+    Staff and admins only. Always sends, even past `REMINDER_MAX`; counts in `reminders_sent` and
+    restarts the reminder interval. A user who never set their own password gets the welcome email
+    again with a fresh credential; anyone else their open required tasks."""
+    return schemas.ReminderQueued(queued=reminders.remind_now(db.session, parsing.contact_id(contact_id), actor=user)), 202
+
+
+@bp.get("/onboarding/accounts")
+@staff_only
+@operation(422, tags=("onboarding",), HTTP_200=(schemas.TrackerPage, "One page of accounts, most stalled first."))
+def list_accounts(user, query: schemas.TrackerQuery):
+    """The onboarding tracker: every account with its checklist, last sign-in and activity.
+
+    Staff and admins only. `stalled=true` keeps the accounts without activity for at least
+    `REMINDER_AFTER_DAYS` days."""
+    config = current_app.config
+    page = tracker.list_accounts(db.session, **query.filters(config["TRACKER_PAGE_SIZE"]),
+                                 stalled_after_days=config["REMINDER_AFTER_DAYS"])
+    return schemas.TrackerPage.model_validate(page)
+
+
+@bp.get("/onboarding/funnel")
+@staff_only
+@operation(422, tags=("onboarding",), HTTP_200=(schemas.Funnel, "The cohort's funnel and time to active."))
+def funnel(user, query: schemas.FunnelQuery):
+    """How far the accounts of a role provisioned since a date got: provisioned, signed in, each
+    required task done (in checklist order), ACTIVE; and the median and 90th-percentile hours from
+    provisioning to ACTIVE.
+
+    Staff and admins only."""
+    return schemas.Funnel.model_validate(tracker.funnel(db.session, **query.filters(utcnow())))
 
 
 @bp.get("/onboarding")

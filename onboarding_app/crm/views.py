@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import checklist, contacts, feed, outbox, provisioning
+from .. import checklist, contacts, feed, outbox, provisioning, reminders, tracker
 from ..auth.decorators import staff_required
 from ..errors import Conflict, DomainError, EmailTaken, NotQualified, ValidationFailed
 from ..extensions import db
-from ..models import CONTACT_STATUSES, Contact, OutboundEmail, User
+from ..models import ACCOUNT_ROLES, CONTACT_STATUSES, Contact, OutboundEmail, User, utcnow
 from ..http_errors import status_for
-from ..schemas import ContactListQuery, FeedQuery, check
+from ..schemas import ContactListQuery, FeedQuery, FunnelQuery, TrackerQuery, check
 from ..web import FEED_CHANGED, Confirmation, confirm, is_htmx, register_page_blueprint, respond
 from .forms import ContactForm, NewContactForm
 
@@ -323,6 +323,105 @@ def delete_contact(contact_id: int):
         return redirect(back)
     flash(f"{name} was deleted.", "success")
     return redirect(url_for(".contacts"))
+# --- the onboarding tracker and the funnel ------------------------------------------------
+
+
+def _funnel_from(args) -> tuple[tracker.Funnel | None, dict[str, str], dict[str, str]]:
+    """The funnel asked for by ``role`` and ``since`` (the client role and the last 30 days
+    when left out), the values to show in its form, and what is wrong with them."""
+    values = {"role": args.get("role", ""), "since": args.get("since", "")}
+    try:
+        query = check(FunnelQuery, {k: v for k, v in values.items() if k in args})
+    except ValidationFailed as exc:
+        return None, values, exc.fields
+    result = tracker.funnel(db.session, **query.filters(utcnow()))
+    return result, {"role": result.role, "since": values["since"]}, {}
+
+
+def funnel_context(args) -> dict:
+    """What ``_funnel.html`` needs (the staff dashboard includes it too)."""
+    result, values, errors = _funnel_from(args)
+    return {"funnel": result, "funnel_values": values, "funnel_errors": errors, "account_roles": ACCOUNT_ROLES}
+
+
+@bp.get("/funnel")
+@staff_required
+def funnel():
+    """The funnel alone: htmx gets the partial (its role/since form), a plain GET a page."""
+    context = funnel_context(request.args)
+    result = context["funnel"]
+    announce = (f"Funnel for {result.role}: {result.steps[0].count} provisioned." if result is not None
+                else "The funnel's filters are invalid.")
+    return respond("crm/_funnel.html", "crm/funnel.html", status=422 if context["funnel_errors"] else 200,
+                   announce=announce, **context)
+
+
+def _tracker_page(args) -> tuple[tracker.TrackerPage, dict[str, str]]:
+    try:
+        query = check(TrackerQuery, {k: v for k, v in args.items() if k in ("status", "role", "stalled", "page")})
+    except ValidationFailed as exc:
+        return tracker.TrackerPage([], 1, 1, 0), exc.fields
+    config = current_app.config
+    return tracker.list_accounts(db.session, **query.filters(config["TRACKER_PAGE_SIZE"]),
+                                 stalled_after_days=config["REMINDER_AFTER_DAYS"]), {}
+
+
+@bp.get("/onboarding", endpoint="tracker")
+@staff_required
+def tracker_page():
+    """Every account onboarding, most stalled first, with the funnel. ``HX-Request`` (the
+    filters, the pages) gets the results alone."""
+    args = request.args
+    page, errors = _tracker_page(args)
+    filters = {"status": args.get("status", "ONBOARDING"), "role": args.get("role", ""),
+               "stalled": args.get("stalled", "") in ("true", "on", "1")}
+    context = {"page": page, "errors": errors, "filters": filters, "account_roles": ACCOUNT_ROLES,
+               "stalled_after_days": current_app.config["REMINDER_AFTER_DAYS"]}
+    if is_htmx():
+        return respond("crm/_tracker_results.html", status=422 if errors else 200,
+                       announce=f"{page.total} account{'' if page.total == 1 else 's'} found.", **context)
+    return render_template("crm/onboarding.html", **{**context, **funnel_context({})}), 422 if errors else 200
+
+
+def _tracker_action(contact_id: int, action) -> object:
+    """Run a row's action and answer with that row, saying what happened (or why not)."""
+    notice, error, status = None, None, 200
+    try:
+        notice = action()
+    except Conflict as exc:  # NotOnboarding, PasswordAlreadySet, NotProvisioned
+        error, status = exc.message, status_for(exc)
+    row = tracker.account_row(db.session, contact_id)
+    return respond(
+        "crm/_tracker_row.html", redirect_to=url_for(".tracker"), status=status, announce=notice or error,
+        message=(error, "error") if error else (notice, "success"),
+        headers={"HX-Trigger": FEED_CHANGED} if notice else None,
+        row=row, row_notice=notice, row_error=error, stalled_after_days=current_app.config["REMINDER_AFTER_DAYS"],
+    )
+
+
+@bp.post("/onboarding/<int:contact_id>/remind")
+@staff_required
+def tracker_remind(contact_id: int):
+    """Remind now: always sends; the row comes back with its count."""
+
+    def remind() -> str:
+        kind = reminders.remind_now(db.session, contact_id, actor=current_user.id)
+        return "Reminder sent: " + ("the welcome email with a fresh sign-in." if kind == "welcome"
+                                    else "their open tasks with a link.")
+
+    return _tracker_action(contact_id, remind)
+
+
+@bp.post("/onboarding/<int:contact_id>/resend-welcome")
+@staff_required
+def tracker_resend_welcome(contact_id: int):
+    """Resend welcome from the tracker (not a reminder): the row comes back."""
+
+    def resend() -> str:
+        user = provisioning.resend_welcome_email(db.session, contact_id, actor=current_user.id)
+        return f"A new welcome email is on its way to {user.email}; the old password no longer works."
+
+    return _tracker_action(contact_id, resend)
 
 
 from . import webhook_views  # noqa: E402,F401  (the /crm/webhooks routes, on this blueprint)

@@ -13,6 +13,7 @@ from flask_login import current_user, login_required
 
 from .. import checklist, contacts, feed, provisioning
 from ..errors import AutomaticTask, ValidationFailed
+from ..crm.views import funnel_context
 from ..extensions import db
 from ..http_errors import status_for
 from ..schemas import FeedQuery, check
@@ -53,6 +54,7 @@ def dashboard():
             waiting=contacts.list_contacts(
                 db.session, status="QUALIFIED", order="waiting", page=waiting_page, per_page=WAITING_PAGE_SIZE
             ),
+            **funnel_context({}),
         )
         template = "onboarding/staff_dashboard.html"
     else:

@@ -1,0 +1,322 @@
+"""What staff read about onboarding (SPEC.md, "Staff: who is stuck, nudges, checklists,
+funnel"): the tracker, one row per account, most stalled first; and the funnel of a cohort,
+with the time from provisioning to ACTIVE.
+
+Both are computed in the database, in a fixed number of queries whatever the number of
+accounts: a page of the tracker is three (the total, the page, every task cell of the page),
+the funnel three (the cohort's counts, each required task's count, the percentiles).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Float, Integer, and_, case, cast, func, literal, select
+from sqlalchemy.orm import Session
+
+from .checklist import RequiredProgress, TaskState
+from .errors import NotFound
+from .models import Contact, OnboardingProgress, OnboardingTask, OutboundEmail, User, utcnow
+from .outbox import WELCOME_KINDS
+
+TRACKER_STATUSES = ("ONBOARDING", "ACTIVE", "all")
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass(frozen=True)
+class TaskCell:
+    slug: str
+    title: str
+    required: bool
+    completed: bool
+    skipped: bool
+    completed_at: datetime | None
+
+    @property
+    def state(self) -> str:
+        return "done" if self.completed else "skipped" if self.skipped else "open"
+
+
+@dataclass(frozen=True)
+class WelcomeEmailState:
+    status: str
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    contact_id: int
+    user_id: int
+    name: str
+    email: str
+    role: str
+    status: str
+    provisioned_at: datetime | None
+    last_sign_in_at: datetime | None
+    last_activity_at: datetime | None
+    stalled_days: int
+    reminders_sent: int
+    last_reminder_at: datetime | None
+    temporary_password: bool  # still on the welcome email's credential: "Resend welcome" applies
+    welcome_email: WelcomeEmailState | None
+    tasks: list[TaskCell]
+    progress: RequiredProgress
+
+    @property
+    def required_total(self) -> int:
+        return self.progress.required_total
+
+    @property
+    def required_completed(self) -> int:
+        return self.progress.required_completed
+
+
+@dataclass(frozen=True)
+class TrackerPage:
+    items: list[AccountRow]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+def stalled_days(last_activity_at: datetime | None, status: str, now: datetime) -> int:
+    """Whole days since the user's last activity; 0 for an account that is not onboarding."""
+    if status != "ONBOARDING" or last_activity_at is None:
+        return 0
+    return max(0, int((now - last_activity_at).total_seconds() // SECONDS_PER_DAY))
+
+
+def stalled_cutoff(now: datetime, after_days: float) -> datetime:
+    """``stalled_days >= after_days`` exactly when the last activity is at or before this."""
+    return now - timedelta(days=math.ceil(after_days))
+
+
+def _filters(status: str, role: str | None, stalled_before: datetime | None) -> list:
+    where = [Contact.user_id.is_not(None)]
+    where.append(Contact.status.in_(("ONBOARDING", "ACTIVE")) if status == "all" else Contact.status == status)
+    if role:
+        where.append(Contact.role == role)
+    if stalled_before is not None:
+        where += [Contact.status == "ONBOARDING", Contact.last_activity_at <= stalled_before]
+    return where
+
+
+def _row_query(where: list):
+    """The accounts with their user's sign-in and their latest welcome email, one row each."""
+    latest_welcome = (
+        select(func.max(OutboundEmail.id))
+        .where(OutboundEmail.contact_id == Contact.id, OutboundEmail.kind.in_(WELCOME_KINDS))
+        .correlate(Contact)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            Contact, User.last_sign_in_at, User.must_change_password,
+            OutboundEmail.status, OutboundEmail.attempts, OutboundEmail.last_error,
+        )
+        .join(User, User.id == Contact.user_id)
+        .outerjoin(OutboundEmail, OutboundEmail.id == latest_welcome)
+        .where(*where)
+    )
+
+
+def _cells(session: Session, user_ids: list[int]) -> dict[int, list[TaskState]]:
+    """Every task of each user's checklist with their progress on it, in checklist order:
+    one query for the whole page."""
+    if not user_ids:
+        return {}
+    rows = session.execute(
+        select(User.id, OnboardingTask, OnboardingProgress.completed, OnboardingProgress.completed_at)
+        .join(OnboardingTask, OnboardingTask.role == User.role)
+        .outerjoin(
+            OnboardingProgress,
+            and_(OnboardingProgress.task_id == OnboardingTask.id, OnboardingProgress.user_id == User.id),
+        )
+        .where(User.id.in_(user_ids))
+        .order_by(User.id, OnboardingTask.position, OnboardingTask.id)
+    ).all()
+    cells: dict[int, list[TaskState]] = {user_id: [] for user_id in user_ids}
+    for user_id, task, completed, completed_at in rows:
+        cells[user_id].append(TaskState(task=task, completed=completed == 1, completed_at=completed_at))
+    return cells
+
+
+def _rows(session: Session, query, now: datetime) -> list[AccountRow]:
+    found = session.execute(query).all()
+    cells = _cells(session, [contact.user_id for contact, *_ in found])
+    items = []
+    for contact, last_sign_in_at, temporary, email_status, attempts, last_error in found:
+        states = cells[contact.user_id]
+        items.append(AccountRow(
+            contact_id=contact.id, user_id=contact.user_id, name=contact.name, email=contact.email,
+            role=contact.role, status=contact.status, provisioned_at=contact.provisioned_at,
+            last_sign_in_at=last_sign_in_at, last_activity_at=contact.last_activity_at,
+            stalled_days=stalled_days(contact.last_activity_at, contact.status, now),
+            reminders_sent=contact.reminders_sent, last_reminder_at=contact.last_reminder_at,
+            temporary_password=bool(temporary),
+            welcome_email=WelcomeEmailState(email_status, attempts, last_error) if email_status else None,
+            tasks=[
+                TaskCell(slug=s.task.slug, title=s.task.title, required=s.task.required, completed=s.completed,
+                         skipped=False, completed_at=s.completed_at)
+                for s in states
+            ],
+            progress=RequiredProgress.of(states),
+        ))
+    return items
+
+
+def list_accounts(
+    session: Session,
+    *,
+    status: str = "ONBOARDING",
+    role: str | None = None,
+    stalled: bool = False,
+    page: int = 1,
+    per_page: int = 25,
+    stalled_after_days: float = 3.0,
+    now: datetime | None = None,
+) -> TrackerPage:
+    """One page of accounts, most stalled first (the oldest last activity; with ``status="all"``
+    the ACTIVE ones after every ONBOARDING one). ``stalled`` keeps the accounts stalled for at
+    least ``stalled_after_days``. Three queries whatever the page size or number of accounts."""
+    now = now or utcnow()
+    where = _filters(status, role, stalled_cutoff(now, stalled_after_days) if stalled else None)
+    total = session.execute(select(func.count()).select_from(Contact).where(*where)).scalar_one()
+    query = (
+        _row_query(where)
+        .order_by(
+            case((Contact.status == "ONBOARDING", 0), else_=1),
+            Contact.last_activity_at.asc().nulls_first(),
+            Contact.id,
+        )
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    return TrackerPage(items=_rows(session, query, now), page=page, per_page=per_page, total=total)
+
+
+def account_row(session: Session, contact_id: int, *, now: datetime | None = None) -> AccountRow:
+    """One account's tracker row (after staff reminded it or resent its welcome email)."""
+    rows = _rows(session, _row_query([Contact.id == contact_id, Contact.user_id.is_not(None)]), now or utcnow())
+    if not rows:
+        raise NotFound(f"Contact {contact_id} has no account.")
+    return rows[0]
+
+
+# --- the funnel ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    key: str
+    label: str
+    count: int
+
+
+@dataclass(frozen=True)
+class TimeToActive:
+    n: int
+    median_hours: float | None
+    p90_hours: float | None
+
+
+@dataclass(frozen=True)
+class Funnel:
+    role: str
+    since: datetime
+    steps: list[FunnelStep]
+    time_to_active: TimeToActive
+
+    @property
+    def provisioned(self) -> int:
+        return self.steps[0].count
+
+    def percent(self, step: FunnelStep) -> int:
+        """The step's share of the provisioned accounts, in whole percent."""
+        return round(100 * step.count / self.provisioned) if self.provisioned else 0
+
+
+def _hours(session: Session, start, end):
+    """``end - start`` in hours, in SQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", end - start) / 3600.0
+    return (func.julianday(end) - func.julianday(start)) * 24.0
+
+
+def _percentiles(session: Session, hours, where: list, fractions: tuple[float, ...]) -> tuple:
+    """(n, each percentile of ``hours``) over the rows matching ``where``, interpolated
+    linearly between the two nearest values (as PostgreSQL's ``percentile_cont``), computed
+    in the database: ``percentile_cont`` on PostgreSQL; on SQLite, which has no percentile
+    function, each value's rank and the count from window functions."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.execute(
+            select(func.count(), *[func.percentile_cont(f).within_group(hours) for f in fractions])
+            .select_from(Contact).where(*where)
+        ).one()
+    ranked = (
+        select(
+            hours.label("h"),
+            (func.row_number().over(order_by=hours) - 1).label("i"),
+            func.count().over().label("n"),
+        )
+        .select_from(Contact).where(*where)
+        .subquery()
+    )
+    columns = []
+    for fraction in fractions:
+        position = literal(fraction, Float) * (ranked.c.n - 1)
+        below = cast(position, Integer)  # the position's whole part (positions are never negative)
+        weight = position - below
+        columns.append(func.sum(case(
+            (ranked.c.i == below, ranked.c.h * (1 - weight)),
+            (ranked.c.i == below + 1, ranked.c.h * weight),
+            else_=0.0,
+        )))
+    return session.execute(select(func.coalesce(func.max(ranked.c.n), 0), *columns)).one()
+
+
+def funnel(session: Session, *, role: str, since: datetime) -> Funnel:
+    """For the accounts of ``role`` provisioned since ``since``: how many were provisioned,
+    signed in, have each required task done (in checklist order, whatever order they did them
+    in) and are ACTIVE; and the median and 90th percentile of the hours from provisioning to
+    ACTIVE. Three queries, all counted in the database."""
+    cohort = [Contact.role == role, Contact.provisioned_at >= since, Contact.user_id.is_not(None)]
+    provisioned, signed_in, active = session.execute(
+        select(func.count(), func.count(User.last_sign_in_at), func.count(Contact.activated_at))
+        .select_from(Contact).join(User, User.id == Contact.user_id).where(*cohort)
+    ).one()
+    cohort_users = select(Contact.user_id).where(*cohort)
+    tasks = session.execute(
+        select(OnboardingTask.slug, OnboardingTask.title, func.count(OnboardingProgress.id))
+        .outerjoin(OnboardingProgress, and_(
+            OnboardingProgress.task_id == OnboardingTask.id,
+            OnboardingProgress.completed == 1,
+            OnboardingProgress.user_id.in_(cohort_users),
+        ))
+        .where(OnboardingTask.role == role, OnboardingTask.required.is_(True))
+        .group_by(OnboardingTask.id, OnboardingTask.slug, OnboardingTask.title, OnboardingTask.position)
+        .order_by(OnboardingTask.position, OnboardingTask.id)
+    ).all()
+    hours = _hours(session, Contact.provisioned_at, Contact.activated_at)
+    n, median, p90 = _percentiles(session, hours, [*cohort, Contact.activated_at.is_not(None)], (0.5, 0.9))
+    steps = [
+        FunnelStep("provisioned", "Provisioned", provisioned),
+        FunnelStep("signed_in", "Signed in", signed_in),
+        *[FunnelStep(slug, title, count) for slug, title, count in tasks],
+        FunnelStep("active", "Active", active),
+    ]
+    return Funnel(
+        role=role, since=since, steps=steps,
+        time_to_active=TimeToActive(
+            n=n,
+            median_hours=round(float(median), 2) if n else None,
+            p90_hours=round(float(p90), 2) if n else None,
+        ),
+    )
