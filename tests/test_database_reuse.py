@@ -10,8 +10,10 @@ from .conftest import ON_POSTGRES
 pytestmark = pytest.mark.skipif(not ON_POSTGRES, reason="SQLite copies a fresh file per test")
 
 CONTACT = (
-    "INSERT INTO contacts (name, email, company, phone, role, status, created_at, updated_at) "
-    "VALUES ('Ada', 'ada@example.com', 'Co', '', 'client', 'LEAD', now(), now()) RETURNING id"
+    "INSERT INTO contacts (name, email, company, phone, role, status, search_text, status_changed_at, "
+    "created_at, updated_at) "
+    "VALUES ('Ada', 'ada@example.com', 'Co', '', 'client', 'LEAD', 'ada ada@example.com co', now(), now(), now()) "
+    "RETURNING id"
 )
 
 
