@@ -72,6 +72,10 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), compare_type=True)
     login_manager.init_app(app)
     mail.init_app(app)
+    from .uploads import raise_body_limit_for_uploads
+
+    # Before CSRFProtect's check reads the form: an upload's body may exceed MAX_CONTENT_LENGTH.
+    app.before_request(raise_body_limit_for_uploads)
     csrf.init_app(app)
     limiter.init_app(app)
     from . import worker

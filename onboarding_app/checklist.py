@@ -1,17 +1,25 @@
 """Reading a user's onboarding checklist: each task with its state, and how many required
 tasks are done. ``required_progress`` is the one place that counts required progress; the
-workflow (``provisioning``) and every page and API answer use it."""
+workflow (``provisioning``) and every page and API answer use it. Retired tasks are in no
+checklist and count for nothing; a skipped (optional) task counts neither way."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, true as sa_true
 from sqlalchemy.orm import Session
 
-from .models import Contact, OnboardingProgress, OnboardingTask, User
+from .documents import current_version_query
+from .models import Contact, Document, OnboardingProgress, OnboardingTask, User
 from .transactions import get_or_404
+
+
+def live_tasks():
+    """The condition "the task is in checklists": not retired."""
+    return OnboardingTask.retired_at.is_(None)
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,13 @@ class TaskState:
     task: OnboardingTask
     completed: bool
     completed_at: datetime | None
+    skipped_at: datetime | None = None
+    data: dict[str, Any] | None = None  # the answers the task collected
+    document: Document | None = None  # a terms task's document, current version
+
+    @property
+    def skipped(self) -> bool:
+        return self.skipped_at is not None and not self.completed
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,7 @@ class OnboardingState:
     tasks: list[TaskState]
     progress: RequiredProgress
     status: str | None  # the contact's status, when the user has a contact
+    contact_id: int | None = None
 
     @property
     def required_total(self) -> int:
@@ -60,6 +76,9 @@ class OnboardingState:
     def task(self, slug: str) -> TaskState:
         return next(t for t in self.tasks if t.task.slug == slug)
 
+    def find(self, slug: str) -> TaskState | None:
+        return next((t for t in self.tasks if t.task.slug == slug), None)
+
 
 def required_progress(session: Session, user_ids: list[int]) -> dict[int, RequiredProgress]:
     """Required tasks and required tasks done, per user, for any number of users in one query
@@ -74,7 +93,7 @@ def required_progress(session: Session, user_ids: list[int]) -> dict[int, Requir
     rows = session.execute(
         select(User.id, func.count(OnboardingTask.id), func.count(OnboardingProgress.id))
         .select_from(User)
-        .outerjoin(OnboardingTask, and_(OnboardingTask.role == User.role, OnboardingTask.required.is_(True)))
+        .outerjoin(OnboardingTask, and_(OnboardingTask.role == User.role, OnboardingTask.required.is_(True), live_tasks()))
         .outerjoin(OnboardingProgress, done)
         .where(User.id.in_(user_ids))
         .group_by(User.id)
@@ -83,29 +102,44 @@ def required_progress(session: Session, user_ids: list[int]) -> dict[int, Requir
 
 
 def onboarding_state(session: Session, user_id: int) -> OnboardingState:
-    """The user's checklist with each task's state and the contact's status, in one query
-    (two when the user is not already in the session). The counts come from the same rows."""
+    """The user's checklist with each task's state, answers and (terms) current document, and
+    the contact's status, in one query (two when the user is not already in the session).
+    The counts come from the same rows."""
     user = get_or_404(session, User, user_id)
-    contact_status = select(Contact.status).where(Contact.user_id == user.id).scalar_subquery()
+    contact = select(Contact.id, Contact.status).where(Contact.user_id == user.id).subquery()
     rows = session.execute(
-        select(OnboardingTask, OnboardingProgress.completed, OnboardingProgress.completed_at, contact_status)
+        select(OnboardingTask, OnboardingProgress, Document, contact.c.id, contact.c.status)
         .outerjoin(
             OnboardingProgress,
             and_(OnboardingProgress.task_id == OnboardingTask.id, OnboardingProgress.user_id == user.id),
         )
-        .where(OnboardingTask.role == user.role)
+        .outerjoin(
+            Document,
+            and_(Document.key == OnboardingTask.document_key,
+                 Document.version == current_version_query(OnboardingTask.document_key)),
+        )
+        .outerjoin(contact, sa_true())
+        .where(OnboardingTask.role == user.role, live_tasks())
         .order_by(OnboardingTask.position, OnboardingTask.id)
     ).all()
-    tasks = [TaskState(task=t, completed=completed == 1, completed_at=at) for t, completed, at, _ in rows]
-    if rows:  # the contact's status came with the tasks
-        status = rows[0][3]
+    tasks = [
+        TaskState(
+            task=task,
+            completed=progress is not None and progress.completed == 1,
+            completed_at=progress.completed_at if progress is not None else None,
+            skipped_at=progress.skipped_at if progress is not None else None,
+            data=progress.data if progress is not None else None,
+            document=document,
+        )
+        for task, progress, document, _, _ in rows
+    ]
+    if rows:  # the contact came with the tasks
+        contact_id, status = rows[0][3], rows[0][4]
+    elif user.contact is not None:
+        contact_id, status = user.contact.id, user.contact.status
     else:
-        status = user.contact.status if user.contact is not None else None
-    return OnboardingState(
-        tasks=tasks,
-        progress=RequiredProgress.of(tasks),
-        status=status,
-    )
+        contact_id = status = None
+    return OnboardingState(tasks=tasks, progress=RequiredProgress.of(tasks), status=status, contact_id=contact_id)
 
 
 def open_required_tasks(session: Session, user_id: int) -> list[OnboardingTask]:
@@ -117,6 +151,7 @@ def open_required_tasks(session: Session, user_id: int) -> list[OnboardingTask]:
     role = select(User.role).where(User.id == user_id).scalar_subquery()
     return list(session.execute(
         select(OnboardingTask)
-        .where(OnboardingTask.role == role, OnboardingTask.required.is_(True), OnboardingTask.id.not_in(done))
+        .where(OnboardingTask.role == role, OnboardingTask.required.is_(True), live_tasks(),
+               OnboardingTask.id.not_in(done))
         .order_by(OnboardingTask.position, OnboardingTask.id)
     ).scalars())

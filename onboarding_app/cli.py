@@ -11,7 +11,8 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from . import accounts, checklist, contacts, outbox, provisioning, reminders
+from . import accounts, checklist, contacts, documents, outbox, provisioning, reminders
+from .uploads import IncomingFile
 from .errors import DomainError, ValidationFailed
 from .extensions import db
 from .models import ROLES, ApiToken, Contact, OnboardingProgress, OutboundEmail, User, utcnow
@@ -155,6 +156,31 @@ DEMO_CONTACTS = [
 ]
 
 
+# A one-page PDF: the demo partner's tax form.
+DEMO_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Contents 4 0 R/Resources<<>>>>endobj\n"
+    b"4 0 obj<</Length 44>>stream\nBT /F1 24 Tf 72 700 Td (Form W-9 demo) Tj ET\nendstream endobj\n"
+    b"trailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
+def _demo_answers(slug: str, name: str, email: str, company: str, document_version: int) -> dict | None:
+    """What a demo account answers for a seeded task, so staff see real answers."""
+    domain = email.split("@", 1)[1]
+    answers = {
+        "complete-profile": {"name": name, "company": company, "timezone": "America/New_York",
+                             "phone": "+1 617 555 0142", "job_title": "Head of Operations"},
+        "accept-terms": {"accept": True, "version": document_version},
+        "sign-partner-agreement": {"accept": True, "version": document_version, "signature": name},
+        "add-billing-contact": {"billing_name": f"{company} Accounts", "billing_email": f"billing@{domain}",
+                                "address": "1 Main Street, Cambridge, MA", "vat_id": ""},
+        "invite-teammates": {"emails": [f"ops.{email.split('@')[0]}@{domain}"]},
+        "upload-tax-form": {"file": IncomingFile("W-9 2026.pdf", DEMO_PDF)},
+    }
+    return answers.get(slug)
+
+
 def _seed_contact(staff: User, name: str, email: str, company: str, role: str, target: str) -> str:
     existing = db.session.execute(select(Contact).where(Contact.email == email)).scalar_one_or_none()
     if existing is not None:
@@ -171,11 +197,15 @@ def _seed_contact(staff: User, name: str, email: str, company: str, role: str, t
     user_id = result.user.id
     accounts.set_password(db.session, user_id, DEMO_CLIENT_PASSWORD)
     state = checklist.onboarding_state(db.session, user_id)
-    open_required = [t.task.slug for t in state.tasks if t.task.required and not t.completed]
-    # Mid-onboarding: one more task done. Active: every required task done.
+    open_required = [t for t in state.tasks if t.task.required and not t.completed]
+    # Mid-onboarding: two more tasks done and teammates invited. Active: every required task done.
     accounts.record_sign_in(db.session, user_id)
-    for slug in open_required[:1] if target == "ONBOARDING" else open_required:
-        provisioning.complete_task(db.session, user_id, slug)
+    todo = open_required[:2] + [t for t in state.tasks if t.task.kind == "teammates"] if target == "ONBOARDING" \
+        else open_required
+    for item in todo:
+        version = documents.current(db.session, item.task.document_key).version if item.task.document_key else 1
+        answers = _demo_answers(item.task.slug, name, email, company, version)
+        provisioning.complete_task(db.session, user_id, item.task.slug, answers)
     return f"created  {name} ({target}), sign in as {email} / {DEMO_CLIENT_PASSWORD}"
 
 
@@ -258,6 +288,7 @@ def seed_demo() -> None:
     click.echo(f"  staff:  {email} / {password}")
     click.echo(f"  client mid-onboarding: margaret@example.com / {DEMO_CLIENT_PASSWORD}")
     click.echo(f"  who is stuck where: {base}/crm/onboarding")
+    click.echo(f"  partner, done (answers and an upload): barbara@example.com / {DEMO_CLIENT_PASSWORD}")
 
 
 def register(app: Flask) -> None:

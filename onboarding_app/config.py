@@ -127,6 +127,8 @@ def from_environment(instance_path: str) -> dict:
         # Reminders: after this many days without activity, at most this many from the sweep.
         "REMINDER_AFTER_DAYS": _float("REMINDER_AFTER_DAYS", 3.0),
         "REMINDER_MAX": _int("REMINDER_MAX", 3),
+        "KICKOFF_BOOKING_URL": os.environ.get("KICKOFF_BOOKING_URL") or None,
+        "UPLOAD_MAX_BYTES": _int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024, low=1),
     }
 
 

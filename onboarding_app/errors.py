@@ -4,9 +4,11 @@ from __future__ import annotations
 
 
 class DomainError(Exception):
-    """Base of every refusal the services make. ``code`` is stable, ``message`` is for people."""
+    """Base of every refusal the services make. ``code`` is stable, ``message`` is for people.
+    ``public`` names the ``details`` an API answer shows beside them."""
 
     code = "domain_error"
+    public: tuple[str, ...] = ()
 
     def __init__(self, message: str, **details) -> None:
         super().__init__(message)
@@ -98,3 +100,22 @@ class NotOnboarding(Conflict):
     """Only an account still in ONBOARDING can be reminded."""
 
     code = "not_onboarding"
+
+
+class RequiredTask(Conflict):
+    """Only an optional task can be skipped."""
+
+    code = "required_task"
+
+
+class StaleVersion(Conflict):
+    """The document version accepted is not the current one; ``current_version`` is."""
+
+    code = "stale_version"
+    public = ("current_version",)
+
+
+class FileTooLarge(DomainError):
+    """An upload larger than ``UPLOAD_MAX_BYTES`` (HTTP 413)."""
+
+    code = "file_too_large"

@@ -16,6 +16,8 @@ from .models import FeedEvent, User
 EVENT_PROVISIONED = "onboarding.account.provisioned"
 EVENT_WELCOME_RESENT = "onboarding.welcome_email.resent"
 EVENT_TASK_COMPLETED = "onboarding.task.completed"
+EVENT_TASK_SKIPPED = "onboarding.task.skipped"
+EVENT_DOCUMENT_PUBLISHED = "document.published"
 EVENT_COMPLETED = "onboarding.completed"
 EVENT_REMINDER_SENT = "onboarding.reminder.sent"
 EVENT_PASSWORD_SET = "account.password.changed"
@@ -106,12 +108,20 @@ SENTENCES: dict[str, Callable[[_Words], str]] = {
     EVENT_TASK_COMPLETED: lambda w: (
         f"{w.contact if w.has_contact else w.actor} completed “{w.data.get('title', w.data.get('slug'))}”"
     ),
+    EVENT_TASK_SKIPPED: lambda w: (
+        f"{w.contact if w.has_contact else w.actor} skipped “{w.data.get('title', w.data.get('slug'))}”"
+    ),
     EVENT_COMPLETED: lambda w: f"{w.contact} finished onboarding and is now active",
     EVENT_REMINDER_SENT: lambda w: (
         f"{w.actor} reminded {w.contact}"
         + (" with a fresh sign-in" if w.data.get("email_kind") == "welcome" else " of their open tasks")
     ),
-    EVENT_CONTACT_CREATED: lambda w: f"{w.actor} added {w.contact}",
+    EVENT_CONTACT_CREATED: lambda w: (
+        f"{w.actor} invited {w.contact}" if w.data.get("invited") else f"{w.actor} added {w.contact}"
+    ),
+    EVENT_DOCUMENT_PUBLISHED: lambda w: (
+        f"{w.actor} published version {w.data.get('version')} of “{w.data.get('title', w.data.get('key'))}”"
+    ),
     EVENT_STATUS_CHANGED: lambda w: f"{w.actor} moved {w.contact} from {w.data.get('from')} to {w.data.get('to')}",
     EVENT_CONTACT_UPDATED: lambda w: f"{w.actor} edited {w.contact} ({', '.join(w.data.get('fields', []))})",
     EVENT_CONTACT_DELETED: lambda w: f"{w.actor} deleted {w.contact}",

@@ -6,7 +6,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from .errors import Conflict, DomainError, InvalidCredentials, NotFound, ValidationFailed
+from .errors import Conflict, DomainError, FileTooLarge, InvalidCredentials, NotFound, ValidationFailed
 from .extensions import db
 
 _CODES = {
@@ -42,6 +42,8 @@ def status_for(exc: DomainError) -> int:
         return 409
     if isinstance(exc, InvalidCredentials):
         return 401
+    if isinstance(exc, FileTooLarge):
+        return 413
     return 400  # NotQualified and any other request that cannot work as sent
 
 
@@ -74,7 +76,10 @@ def register(app: Flask) -> None:
     def http_error(exc: HTTPException):
         status = exc.code or 500
         if wants_json():
-            body, status = error_response(status, _CODES.get(status), _message(exc))
+            code = _CODES.get(status)
+            if status == 413 and request.mimetype == "multipart/form-data":
+                code = FileTooLarge.code  # an upload past MAX_CONTENT_LENGTH
+            body, status = error_response(status, code, _message(exc))
             # Keep the headers werkzeug set (Allow on 405, Retry-After on 429).
             for name, value in exc.get_headers():
                 if name.lower() != "content-type":

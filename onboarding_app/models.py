@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -177,9 +178,12 @@ class Contact(TimestampMixin, db.Model):
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminders_sent: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     last_reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The user who invited this contact from their checklist ("Invite your teammates").
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     user: Mapped[User | None] = relationship(back_populates="contact", foreign_keys=[user_id])
     owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
+    invited_by: Mapped[User | None] = relationship(foreign_keys=[invited_by_id])
 
     @validates("name", "email", "company")
     def _keep_search_text(self, key: str, value: str | None) -> str | None:
@@ -278,11 +282,17 @@ class OutboundEmail(db.Model):
     contact: Mapped[Contact | None] = relationship()
 
 
+# What completes a task (SPEC.md, "Onboarding tasks that check themselves"); the registry of
+# what each kind takes and stores is ``task_kinds.TASK_KINDS``.
+TASK_KIND_NAMES = ("password", "manual", "profile", "terms", "billing", "teammates", "upload")
+
+
 class OnboardingTask(db.Model):
     __tablename__ = "onboarding_tasks"
     __table_args__ = (
         UniqueConstraint("role", "slug", name="uq_onboarding_tasks_role_slug"),
         Index("ix_onboarding_tasks_role_position", "role", "position"),
+        CheckConstraint(_in("kind", TASK_KIND_NAMES), name="kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -293,6 +303,13 @@ class OnboardingTask(db.Model):
     position: Mapped[int] = mapped_column(Integer, default=0)
     required: Mapped[bool] = mapped_column(default=True)
     action_url: Mapped[str | None] = mapped_column(String(500))
+    kind: Mapped[str] = mapped_column(String(20), default="manual")
+    # ``terms`` tasks: the document accepted (``documents.key``), and whether the acceptance
+    # is signed with the signer's full name (the partner agreement).
+    document_key: Mapped[str | None] = mapped_column(String(64))
+    signature_required: Mapped[bool] = mapped_column(default=False)
+    # A retired task leaves every checklist: not shown, not counted, not completable.
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OnboardingProgress(db.Model):
@@ -307,8 +324,46 @@ class OnboardingProgress(db.Model):
     task_id: Mapped[int] = mapped_column(ForeignKey("onboarding_tasks.id"), index=True)
     completed: Mapped[int] = mapped_column(SmallInteger, default=0)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An optional task the user chose not to do (cleared when they complete it after all).
+    skipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the task collected (its kind's answers, as stored); None for password/manual.
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     task: Mapped[OnboardingTask] = relationship()
+
+
+class Document(db.Model):
+    """One published version of a document users accept (``service-terms``...). Versions
+    are never edited: publishing makes the next one, which is then the current one."""
+
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("key", "version", name="uq_documents_key_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    body_markdown: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class UploadedFile(db.Model):
+    """A file a user uploaded for a task. The bytes live in the database, so any number
+    of app hosts serve them; the type is the one detected from the content."""
+
+    __tablename__ = "uploaded_files"
+    __table_args__ = (Index("ix_uploaded_files_owner_id_id", "owner_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("onboarding_tasks.id"))
+    original_name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed")

@@ -16,8 +16,10 @@ from datetime import datetime
 from sqlalchemy import and_, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from typing import Any
+
 from . import credentials, feed, outbox
-from .checklist import RequiredProgress, TaskState, required_progress
+from .checklist import RequiredProgress, TaskState, live_tasks, required_progress
 from .errors import (
     AutomaticTask,
     Conflict,
@@ -26,9 +28,11 @@ from .errors import (
     NotQualified,
     PasswordAlreadySet,
     StaffAccount,
+    RequiredTask,
     UnknownTask,
 )
 from .models import Contact, OnboardingProgress, OnboardingTask, User, utcnow
+from .task_kinds import RequestMeta, Submission, kind_of
 from .transactions import LostRace, get_or_404, run_in_transaction
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "queue_fresh_welcome",
     "touch_activity",
     "complete_task",
+    "skip_task",
     "check_onboarding_complete",
     "tick_password_task",
 ]
@@ -59,7 +64,9 @@ class TaskCompletion:
     task: TaskState
     complete: bool
     status: str | None
-    changed: bool
+    changed: bool  # the task's state changed (done, or skipped), not merely its answers
+    extra: dict[str, Any] | None = None  # what the kind adds to the answer (teammates: created, skipped)
+    contact_id: int | None = None
 
 
 def _actor_id(actor: User | int | None) -> int | None:
@@ -194,7 +201,7 @@ def _ensure_progress_rows(session: Session, user: User) -> None:
         insert(OnboardingProgress).from_select(
             ["user_id", "task_id", "completed"],
             select(literal(user.id), OnboardingTask.id, literal(0)).where(
-                OnboardingTask.role == user.role, OnboardingTask.id.not_in(have)
+                OnboardingTask.role == user.role, live_tasks(), OnboardingTask.id.not_in(have)
             ),
         )
     )
@@ -234,7 +241,8 @@ def check_onboarding_complete(session: Session, user_id: int) -> bool:
     return run_in_transaction(session, work)
 
 
-def _tick(session: Session, user: User, task: OnboardingTask, contact_id: int | None) -> tuple[bool, datetime | None]:
+def _tick(session: Session, user: User, task: OnboardingTask, contact_id: int | None,
+          data: dict[str, Any] | None = None) -> tuple[bool, datetime | None]:
     """Mark the user's row for ``task`` done (made now for a task added after provisioning).
     Returns (changed, completed_at). Only the transaction that flips the row from 0 to 1
     writes the feed event (SQLite reads take no lock, so the flip is a conditional UPDATE)."""
@@ -246,18 +254,26 @@ def _tick(session: Session, user: User, task: OnboardingTask, contact_id: int | 
         session.add(progress)
         session.flush()
         progress_id = progress.id
-    return _flip(session, user, task, progress_id, contact_id)
+    return _flip(session, user, task, progress_id, contact_id, data)
 
 
-def _flip(session: Session, user: User, task: OnboardingTask, progress_id: int, contact_id: int | None) -> tuple[bool, datetime | None]:
+def _flip(session: Session, user: User, task: OnboardingTask, progress_id: int, contact_id: int | None,
+          data: dict[str, Any] | None = None) -> tuple[bool, datetime | None]:
+    """Done, with these answers (a skip is undone). A task done already keeps its completion
+    time and takes the new answers: sending a data task again replaces them."""
     now = utcnow()
     ticked = session.execute(
         update(OnboardingProgress)
         .where(OnboardingProgress.id == progress_id, OnboardingProgress.completed == 0)
-        .values(completed=1, completed_at=now)
+        .values(completed=1, completed_at=now, skipped_at=None, data=data)
         .execution_options(synchronize_session=False)
     )
-    if ticked.rowcount != 1:  # a concurrent request ticked it first
+    if ticked.rowcount != 1:  # done before (or by a concurrent request): replace the answers
+        if data is not None:
+            session.execute(
+                update(OnboardingProgress).where(OnboardingProgress.id == progress_id).values(data=data)
+                .execution_options(synchronize_session=False)
+            )
         completed_at = session.execute(
             select(OnboardingProgress.completed_at).where(OnboardingProgress.id == progress_id)
         ).scalar_one()
@@ -274,47 +290,123 @@ def _flip(session: Session, user: User, task: OnboardingTask, progress_id: int, 
     return True, now
 
 
-def complete_task(session: Session, user_id: int, slug: str) -> TaskCompletion:
-    """Mark one checklist task done and run the completion check. Repeating it changes nothing.
+def _locked_task(session: Session, user_id: int, slug: str):
+    """The user (locked) with the task of their checklist called ``slug``, its progress row
+    and the contact, in one statement; UnknownTask when the checklist has no such task."""
+    row = session.execute(
+        select(User, OnboardingTask, OnboardingProgress, Contact)
+        .select_from(User)
+        .outerjoin(OnboardingTask, and_(OnboardingTask.role == User.role, OnboardingTask.slug == slug, live_tasks()))
+        .outerjoin(
+            OnboardingProgress,
+            and_(OnboardingProgress.user_id == User.id, OnboardingProgress.task_id == OnboardingTask.id),
+        )
+        .outerjoin(Contact, Contact.user_id == User.id)
+        .where(User.id == user_id)
+        .with_for_update(of=User)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"User {user_id} does not exist.")
+    user, task, progress, contact = row
+    if task is None:
+        raise UnknownTask(f"There is no task {slug!r} in your checklist.", slug=slug)
+    return user, task, progress, contact
 
-    Four statements (the user locked together with the task, its progress and the contact;
-    the conditional tick; the feed event; the required count), whatever the checklist's length."""
+
+def complete_task(
+    session: Session, user_id: int, slug: str, answers: Any = None, *, meta: RequestMeta | None = None
+) -> TaskCompletion:
+    """Complete one checklist task with what its kind asks for (``task_kinds``) and run the
+    completion check. The answers are checked before anything is written; a refusal (422
+    ``invalid_fields``, 409 ``stale_version``, 413 ``file_too_large``) stores nothing. Sending
+    a data task again replaces its answers and it stays done; completing a skipped task
+    un-skips it. Repeating a task that takes nothing changes nothing.
+
+    Four statements for a task that takes nothing (the user locked together with the task,
+    its progress and the contact; the conditional tick; the feed event; the required count),
+    whatever the checklist's length; a data task adds what its kind stores."""
+    meta = meta or RequestMeta()
+    parsed: dict[str, Any] = {}
 
     def work() -> TaskCompletion:
-        row = session.execute(
-            select(User, OnboardingTask, OnboardingProgress, Contact.id, Contact.status)
-            .select_from(User)
-            .outerjoin(OnboardingTask, and_(OnboardingTask.role == User.role, OnboardingTask.slug == slug))
-            .outerjoin(
-                OnboardingProgress,
-                and_(OnboardingProgress.user_id == User.id, OnboardingProgress.task_id == OnboardingTask.id),
-            )
-            .outerjoin(Contact, Contact.user_id == User.id)
-            .where(User.id == user_id)
-            .with_for_update(of=User)
-        ).one_or_none()
-        if row is None:
-            raise NotFound(f"User {user_id} does not exist.")
-        user, task, progress, contact_id, status = row
-        if task is None:
-            raise UnknownTask(f"There is no task {slug!r} in your checklist.", slug=slug)
-        if task.slug == SET_PASSWORD_SLUG and user.must_change_password:
+        user, task, progress, contact = _locked_task(session, user_id, slug)
+        kind = kind_of(task)
+        contact_id, status = (contact.id, contact.status) if contact is not None else (None, None)
+        if kind.automatic and not (progress is not None and progress.completed == 1) and user.must_change_password:
             raise AutomaticTask("This task completes itself when you set your own password.")
+        if "answers" not in parsed:  # checked once, before the first write (a retry reuses it)
+            parsed["answers"] = kind.parse(task, answers) if not kind.automatic else None
         session.expunge(task)  # read after the commit: keep it loaded instead of expired
+        stored = None
+        if kind.takes_data:
+            stored = kind.store(Submission(session, user, contact, task, parsed["answers"], meta, utcnow()))
+        data = stored.data if stored is not None else None
 
-        if progress is not None and progress.completed == 1:  # repeated: nothing changes
+        if stored is not None and stored.document is not None:
+            session.expunge(stored.document)  # read after the commit, like the task
+        if progress is not None and progress.completed == 1:  # done before: only the answers change
             changed, completed_at = False, progress.completed_at
+            if data is not None:
+                session.execute(
+                    update(OnboardingProgress).where(OnboardingProgress.id == progress.id).values(data=data)
+                    .execution_options(synchronize_session=False)
+                )
         elif progress is not None:
-            changed, completed_at = _flip(session, user, task, progress.id, contact_id)
+            changed, completed_at = _flip(session, user, task, progress.id, contact_id, data)
         else:  # a task added to the checklist after provisioning
-            changed, completed_at = _tick(session, user, task, contact_id)
+            changed, completed_at = _tick(session, user, task, contact_id, data)
+        if data is None and progress is not None:
+            data = progress.data
         complete, status = _settle_completion(session, user, contact_id=contact_id, status=status)
         return TaskCompletion(
-            task=TaskState(task=task, completed=True, completed_at=completed_at),
+            task=TaskState(task=task, completed=True, completed_at=completed_at, data=data,
+                           document=stored.document if stored is not None else None),
             complete=complete,
             status=status,
             changed=changed,
+            extra=stored.extra if stored is not None else None,
+            contact_id=contact_id,
         )
+
+    return run_in_transaction(session, work)
+
+
+def skip_task(session: Session, user_id: int, slug: str) -> TaskCompletion:
+    """Skip an optional task (a required one: ``RequiredTask``). A skipped task counts neither
+    way; completing it later un-skips it. Skipping a done task, or skipping twice, changes
+    nothing."""
+
+    def work() -> TaskCompletion:
+        user, task, progress, contact = _locked_task(session, user_id, slug)
+        if task.required:
+            raise RequiredTask(f"“{task.title}” is required; it cannot be skipped.")
+        session.expunge(task)
+        contact_id, status = (contact.id, contact.status) if contact is not None else (None, None)
+        if progress is not None and progress.completed == 1:
+            state = TaskState(task=task, completed=True, completed_at=progress.completed_at, data=progress.data)
+            changed = False
+        else:
+            if progress is None:
+                progress = OnboardingProgress(user_id=user.id, task_id=task.id, completed=0)
+                session.add(progress)
+                session.flush()
+            now = utcnow()
+            skipped = session.execute(
+                update(OnboardingProgress)
+                .where(OnboardingProgress.id == progress.id, OnboardingProgress.completed == 0,
+                       OnboardingProgress.skipped_at.is_(None))
+                .values(skipped_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            changed = skipped.rowcount == 1
+            if changed:
+                touch_activity(session, user.id, now)
+                feed.record(session, feed.EVENT_TASK_SKIPPED, actor_id=user.id, contact_id=contact_id, user_id=user.id,
+                            data={"slug": task.slug, "title": task.title})
+            state = TaskState(task=task, completed=False, completed_at=None,
+                              skipped_at=now if changed else progress.skipped_at)
+        complete, status = _settle_completion(session, user, contact_id=contact_id, status=status)
+        return TaskCompletion(task=state, complete=complete, status=status, changed=changed, contact_id=contact_id)
 
     return run_in_transaction(session, work)
 
@@ -323,7 +415,9 @@ def tick_password_task(session: Session, user: User) -> None:
     """The user has set a password of their own: tick ``set-password`` and run the completion
     check, in the caller's transaction (``accounts`` calls it when a password is stored)."""
     task = session.execute(
-        select(OnboardingTask).where(OnboardingTask.role == user.role, OnboardingTask.slug == SET_PASSWORD_SLUG)
+        select(OnboardingTask)
+        .where(OnboardingTask.role == user.role, OnboardingTask.kind == "password", live_tasks())
+        .order_by(OnboardingTask.position).limit(1)
     ).scalar_one_or_none()
     contact = user.contact
     if task is not None and contact is not None:

@@ -10,7 +10,9 @@ sentence. A refusal is ``ValidationFailed`` with one sentence per field.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from zoneinfo import available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
@@ -30,7 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from .errors import ValidationFailed
 from .feed import SENTENCES
-from .models import ACCOUNT_ROLES, CONTACT_STATUSES, DELIVERY_STATUSES
+from .models import ACCOUNT_ROLES, CONTACT_STATUSES, DELIVERY_STATUSES, TASK_KIND_NAMES
 
 MAX_ID = 2**31 - 1  # the largest value an INTEGER column holds
 MAX_PER_PAGE = 100
@@ -201,6 +203,9 @@ PATH_RULES: dict[str, TypeAdapter] = {
     "endpoint_id": TypeAdapter(Annotated[int, Field(ge=1, le=MAX_ID, description="A webhook endpoint's id.")]),
     "slug": TypeAdapter(Annotated[str, Field(
         pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="A task of the caller's checklist, e.g. `accept-terms`.")]),
+    "key": TypeAdapter(Annotated[str, Field(
+        pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="A document's key, e.g. `service-terms`.")]),
+    "file_id": TypeAdapter(Annotated[int, Field(ge=1, le=MAX_ID, description="An uploaded file's id.")]),
 }
 
 
@@ -324,6 +329,138 @@ class FunnelQuery(Query):
         return {"role": self.role, "since": self.since or now - timedelta(days=FUNNEL_DAYS)}
 
 
+
+# --- what a checklist task collects (SPEC.md, "Onboarding tasks that check themselves") -------
+# One model per task kind; ``task_kinds.TASK_KINDS`` maps each kind to its model. The API body
+# of ``POST /api/v1/onboarding/complete/<slug>`` and the widget's inline forms are both
+# checked by these models.
+
+MAX_TEAMMATES = 20
+
+# Offered first in the profile's time zone select; any IANA name is accepted.
+COMMON_TIMEZONES = (
+    "UTC", "Europe/London", "Europe/Dublin", "Europe/Lisbon", "Europe/Paris", "Europe/Berlin",
+    "Europe/Madrid", "Europe/Amsterdam", "Europe/Stockholm", "Europe/Warsaw", "Europe/Athens",
+    "Europe/Istanbul", "Africa/Johannesburg", "Africa/Lagos", "Asia/Dubai", "Asia/Kolkata",
+    "Asia/Singapore", "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney", "Pacific/Auckland",
+    "America/Sao_Paulo", "America/New_York", "America/Toronto", "America/Chicago", "America/Denver",
+    "America/Los_Angeles", "America/Mexico_City",
+)
+
+
+@lru_cache(maxsize=1)
+def timezone_names() -> tuple[str, ...]:
+    """Every IANA zone name this system knows (``zoneinfo``), sorted."""
+    return tuple(sorted(name for name in available_timezones() if "/" in name or name == "UTC"))
+
+
+def _zone(value: str) -> str:
+    if value not in timezone_names():
+        raise _refuse("timezone", "Choose a time zone from the list (an IANA name such as Europe/Paris).")
+    return value
+
+
+TimeZoneName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(_zone),
+    Field(description="An IANA time zone name, e.g. `Europe/Paris`.", examples=["Europe/Paris"]),
+]
+JobTitle = _text(200)
+Address = _text(500)
+VatId = _text(32, pattern=(r"^[A-Za-z0-9 .\-]*$", "Use letters, digits, spaces, dots and dashes only."))
+Signature = _text(200, description="The signer's full name.")
+
+
+def _teammate_list(value: Any) -> Any:
+    """Addresses as a JSON list, or as the form's text (separated by commas, spaces or lines).
+    Each is checked and lower-cased; repeats are dropped; the first bad one is named."""
+    if isinstance(value, str):
+        value = [part for part in value.replace(",", " ").replace(";", " ").split()]
+    if not isinstance(value, list):
+        raise _refuse("list_type", "Must be a list of email addresses.")
+    addresses: list[str] = []
+    for item in value:
+        try:
+            address = normalise_email(item)
+        except ValueError:
+            shown = item if isinstance(item, str) else repr(item)
+            raise _refuse("email", f"{shown[:80]!s} is not a valid email address.") from None
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise _refuse("too_short", "Enter at least one email address.")
+    if len(addresses) > MAX_TEAMMATES:
+        raise _refuse("too_long", f"Invite at most {MAX_TEAMMATES} people at a time.")
+    return addresses
+
+
+Teammates = Annotated[
+    list[str],
+    BeforeValidator(_teammate_list),
+    Field(min_length=1, max_length=MAX_TEAMMATES, description=f"1 to {MAX_TEAMMATES} addresses, not your own."),
+]
+
+
+def _accepted(value: bool) -> bool:
+    if value is not True:
+        raise _refuse("accept", "Tick the box to accept the document.")
+    return value
+
+
+class NoAnswers(Shape):
+    """``password`` and ``manual`` tasks take nothing (``{}`` or no body)."""
+
+
+class ProfileAnswers(Shape):
+    name: Name
+    company: _text(200, required=True)
+    timezone: TimeZoneName
+    phone: Phone = ""
+    job_title: JobTitle = ""
+
+
+class TermsAnswers(Shape):
+    accept: Annotated[bool, AfterValidator(_accepted)] = Field(
+        False, validate_default=True, description="Must be true: the user accepts the document.")
+    version: int = Field(ge=1, le=MAX_ID, description="The document's current version (older: 409 stale_version).")
+    signature: Signature = ""
+
+
+class SignedTermsAnswers(TermsAnswers):
+    """A ``terms`` task whose acceptance is signed (the partner agreement)."""
+
+    signature: _text(200, required=True, description="The signer's full name.")
+
+
+class BillingAnswers(Shape):
+    billing_name: Name
+    billing_email: Email
+    address: Address = ""
+    vat_id: VatId = ""
+
+
+class TeammatesAnswers(Shape):
+    emails: Teammates
+
+
+class UploadAnswers(Shape):
+    """Documentation of the multipart body; the file itself is checked by ``uploads``."""
+
+    file: bytes = Field(json_schema_extra={"format": "binary", "contentMediaType": "application/octet-stream"},
+                        description="One PDF, PNG or JPEG file, judged by its content; at most `UPLOAD_MAX_BYTES`.")
+
+
+class TaskAnswers(RootModel[ProfileAnswers | SignedTermsAnswers | TermsAnswers | BillingAnswers | TeammatesAnswers
+                            | NoAnswers]):
+    """The JSON body of a completion: what the task's kind takes (its `fields`); `{}` for
+    `password` and `manual` tasks."""
+
+
+class DocumentVersionCreate(Shape):
+    title: _text(200, required=True)
+    body_markdown: _text(100_000, required=True, description="Markdown; rendered and sanitized for display.")
+
 # --- what goes out -------------------------------------------------------------------------------
 
 
@@ -355,8 +492,12 @@ class RequiredProgress(Out):
     complete: bool
 
 
+class ContactOnboarding(RequiredProgress):
+    tasks: list[Task]
+
+
 class ContactDetail(Contact):
-    onboarding: RequiredProgress | None = Field(
+    onboarding: ContactOnboarding | None = Field(
         None, exclude_if=lambda value: value is None, description="Present once the contact has an account."
     )
 
@@ -373,6 +514,18 @@ class Provisioned(Out):
     email: str
 
 
+class TaskField(Out):
+    name: str
+    type: str = Field(description="`string`, `email`, `boolean`, `integer`, `array` or `file`.")
+    required: bool
+
+
+class TaskDocument(Out):
+    key: str
+    version: int = Field(description="The current version: the one to accept.")
+    title: str
+
+
 class Task(Out):
     slug: str
     title: str
@@ -381,13 +534,30 @@ class Task(Out):
     position: int
     completed: bool
     completed_at: Timestamp | None
+    kind: Literal[TASK_KIND_NAMES]
+    skipped: bool = Field(description="An optional task the user skipped (counts neither way).")
+    action_url: str | None
+    fields: list[TaskField] = Field(description="What `POST /onboarding/complete/<slug>` takes.")
+    data: dict[str, Any] | None = Field(description="The answers given (null until the task collects some).")
+    document: TaskDocument | None = Field(description="A `terms` task's document.")
 
     @classmethod
-    def of(cls, state: Any) -> Task:
-        """From ``checklist.TaskState``: the task and the user's progress on it."""
+    def of(cls, state: Any, file_url: Any = None) -> Task:
+        """From ``checklist.TaskState``: the task and the user's progress on it. ``file_url``
+        makes an upload's download address from its file id."""
+        from .task_kinds import action_url, kind_of
+
         task = state.task
+        data = dict(state.data) if state.data else None
+        if data and "file_id" in data and file_url is not None:
+            data["url"] = file_url(data["file_id"])
+        document = state.document
         return cls(slug=task.slug, title=task.title, description=task.description, required=task.required,
-                   position=task.position, completed=state.completed, completed_at=state.completed_at)
+                   position=task.position, completed=state.completed, completed_at=state.completed_at,
+                   kind=task.kind, skipped=state.skipped, action_url=action_url(task),
+                   fields=kind_of(task).fields(task), data=data,
+                   document=TaskDocument(key=document.key, version=document.version, title=document.title)
+                   if document is not None else None)
 
 
 ContactStatusOrNone = Annotated[
@@ -404,9 +574,9 @@ class Onboarding(Out):
     status: ContactStatusOrNone
 
     @classmethod
-    def of(cls, state: Any) -> Onboarding:
+    def of(cls, state: Any, file_url: Any = None) -> Onboarding:
         """From ``checklist.OnboardingState``."""
-        return cls(tasks=[Task.of(t) for t in state.tasks], required_total=state.required_total,
+        return cls(tasks=[Task.of(t, file_url) for t in state.tasks], required_total=state.required_total,
                    required_completed=state.required_completed, complete=state.complete, status=state.status)
 
 
@@ -414,11 +584,39 @@ class TaskCompletion(Out):
     task: Task
     complete: bool = Field(description="Every required task is done.")
     status: ContactStatusOrNone
+    created: list[str] | None = Field(None, exclude_if=lambda value: value is None,
+                                      description="Teammates: the addresses that became contacts.")
+    skipped: list[str] | None = Field(None, exclude_if=lambda value: value is None,
+                                      description="Teammates: the addresses already in the CRM.")
 
     @classmethod
-    def of(cls, result: Any) -> TaskCompletion:
+    def of(cls, result: Any, file_url: Any = None) -> TaskCompletion:
         """From ``provisioning.TaskCompletion``."""
-        return cls(task=Task.of(result.task), complete=result.complete, status=result.status)
+        extra = result.extra or {}
+        return cls(task=Task.of(result.task, file_url), complete=result.complete, status=result.status,
+                   created=extra.get("created"), skipped=extra.get("skipped"))
+
+
+class DocumentOut(Out):
+    key: str
+    version: int
+    title: str
+    body_markdown: str
+    body_html: str = Field(description="The markdown rendered and sanitized.")
+    published_at: Timestamp
+
+    @classmethod
+    def of(cls, document: Any) -> DocumentOut:
+        from .documents import render
+
+        return cls(key=document.key, version=document.version, title=document.title,
+                   body_markdown=document.body_markdown, body_html=str(render(document.body_markdown)),
+                   published_at=document.published_at)
+
+
+class DocumentVersion(Out):
+    key: str
+    version: int
 
 
 class FeedEvent(Out):

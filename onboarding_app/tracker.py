@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Float, Integer, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
-from .checklist import RequiredProgress, TaskState
+from .checklist import RequiredProgress, TaskState, live_tasks
 from .errors import NotFound
 from .models import Contact, OnboardingProgress, OnboardingTask, OutboundEmail, User, utcnow
 from .outbox import WELCOME_KINDS
@@ -133,8 +133,9 @@ def _cells(session: Session, user_ids: list[int]) -> dict[int, list[TaskState]]:
     if not user_ids:
         return {}
     rows = session.execute(
-        select(User.id, OnboardingTask, OnboardingProgress.completed, OnboardingProgress.completed_at)
-        .join(OnboardingTask, OnboardingTask.role == User.role)
+        select(User.id, OnboardingTask, OnboardingProgress.completed, OnboardingProgress.completed_at,
+               OnboardingProgress.skipped_at)
+        .join(OnboardingTask, and_(OnboardingTask.role == User.role, live_tasks()))
         .outerjoin(
             OnboardingProgress,
             and_(OnboardingProgress.task_id == OnboardingTask.id, OnboardingProgress.user_id == User.id),
@@ -143,8 +144,9 @@ def _cells(session: Session, user_ids: list[int]) -> dict[int, list[TaskState]]:
         .order_by(User.id, OnboardingTask.position, OnboardingTask.id)
     ).all()
     cells: dict[int, list[TaskState]] = {user_id: [] for user_id in user_ids}
-    for user_id, task, completed, completed_at in rows:
-        cells[user_id].append(TaskState(task=task, completed=completed == 1, completed_at=completed_at))
+    for user_id, task, completed, completed_at, skipped_at in rows:
+        cells[user_id].append(TaskState(task=task, completed=completed == 1, completed_at=completed_at,
+                                        skipped_at=skipped_at))
     return cells
 
 
@@ -164,7 +166,7 @@ def _rows(session: Session, query, now: datetime) -> list[AccountRow]:
             welcome_email=WelcomeEmailState(email_status, attempts, last_error) if email_status else None,
             tasks=[
                 TaskCell(slug=s.task.slug, title=s.task.title, required=s.task.required, completed=s.completed,
-                         skipped=False, completed_at=s.completed_at)
+                         skipped=s.skipped, completed_at=s.completed_at)
                 for s in states
             ],
             progress=RequiredProgress.of(states),

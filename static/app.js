@@ -11,7 +11,7 @@ document.addEventListener("htmx:configRequest", function (event) {
 // shows in place instead of being silently dropped. 5xx stays an error.
 document.addEventListener("htmx:beforeSwap", function (event) {
   var status = event.detail.xhr.status;
-  if (status === 409 || status === 400 || status === 422) {
+  if (status === 409 || status === 400 || status === 413 || status === 422) {
     event.detail.shouldSwap = true;
     event.detail.isError = false;
   }

@@ -19,6 +19,7 @@ from onboarding_app.models import (
     ApiToken, Contact, FeedEvent, OnboardingProgress, OutboundEmail, User, WebhookEndpoint,
 )
 
+from . import answers
 from .conftest import USER_PASSWORD
 
 API = "/api/v1"
@@ -42,7 +43,9 @@ STAFF_ROUTES = [
 ACCOUNT_ROUTES = ("/resend-welcome", "/remind")
 USER_ROUTES = [
     ("GET", "/onboarding", None),
-    ("POST", "/onboarding/complete/accept-terms", None),
+    ("POST", "/onboarding/complete/book-kickoff-call", None),
+    ("POST", "/onboarding/skip/invite-teammates", None),
+    ("GET", "/documents/service-terms", None),
     ("GET", "/feed", None),
 ]
 ADMIN_ROUTES = [
@@ -52,7 +55,13 @@ ADMIN_ROUTES = [
     ("POST", "/webhooks/{endpoint_id}/test", None),
     ("DELETE", "/webhooks/{endpoint_id}", None),
 ]
-ALL_ROUTES = STAFF_ROUTES + USER_ROUTES + ADMIN_ROUTES
+# Admins only (tests/test_task_kinds.py covers who may publish), and the owner-or-staff
+# download (tests/test_task_kinds.py): here for the credentials matrix.
+OTHER_ROUTES = [
+    ("POST", "/documents/service-terms/versions", {"title": "Service terms", "body_markdown": "New."}),
+    ("GET", "/crm/contacts/{contact_id}/files/1", None),
+]
+ALL_ROUTES = STAFF_ROUTES + USER_ROUTES + ADMIN_ROUTES + OTHER_ROUTES
 
 
 def _route_id(route) -> str:
@@ -360,7 +369,11 @@ def test_get_provisioned_contact_shows_onboarding_progress(api, member):
     assert set(body) == CONTACT_KEYS | {"onboarding"}
     assert body["user_id"] == member.user_id and body["status"] == "ONBOARDING"
     # set-password was completed when the member set their own password.
-    assert body["onboarding"] == {"required_total": 4, "required_completed": 1, "complete": False}
+    onboarding = body["onboarding"]
+    assert {k: v for k, v in onboarding.items() if k != "tasks"} == {
+        "required_total": 4, "required_completed": 1, "complete": False}
+    assert [(t["slug"], t["completed"]) for t in onboarding["tasks"]][:2] == [
+        ("set-password", True), ("complete-profile", False)]
 
 
 def test_get_unknown_contact_is_404(api, make):
@@ -519,8 +532,8 @@ def test_provision_creates_the_account(api, make, app, mailbox):
             select(FeedEvent).where(FeedEvent.type == "onboarding.account.provisioned")).scalar_one()
         assert event.actor.email == "ops@example.com"
     assert len(mailbox.to("nia@example.com")) == 1
-    assert api.get(f"/crm/contacts/{contact_id}").get_json()["onboarding"] == {
-        "required_total": 4, "required_completed": 0, "complete": False}
+    onboarding = api.get(f"/crm/contacts/{contact_id}").get_json()["onboarding"]
+    assert (onboarding["required_total"], onboarding["required_completed"], onboarding["complete"]) == (4, 0, False)
 
 
 def test_provision_again_is_409_with_the_same_user_and_writes_nothing(api, make, app, mailbox):
@@ -637,7 +650,8 @@ def test_onboarding_checklist(member_api):
         "set-password", "complete-profile", "accept-terms", "add-billing-contact", "book-kickoff-call",
         "invite-teammates"]
     task = body["tasks"][0]
-    assert set(task) == {"slug", "title", "description", "required", "position", "completed", "completed_at"}
+    assert set(task) == {"slug", "title", "description", "required", "position", "completed", "completed_at",
+                         "kind", "skipped", "action_url", "fields", "data", "document"}
     assert task["completed"] is True and ISO_UTC.match(task["completed_at"])
     assert [t["required"] for t in body["tasks"]] == [True, True, True, True, False, False]
     assert all(t["completed"] is False and t["completed_at"] is None for t in body["tasks"][1:])
@@ -660,14 +674,14 @@ def test_staff_without_a_checklist_get_an_empty_one(api):
 
 
 def test_complete_task_is_idempotent(member_api, app):
-    response = member_api.post("/onboarding/complete/accept-terms")
+    response = member_api.post("/onboarding/complete/book-kickoff-call")
     assert response.status_code == 200
     body = response.get_json()
     assert set(body) == {"task", "complete", "status"}
-    assert body["task"]["slug"] == "accept-terms" and body["task"]["completed"] is True
+    assert body["task"]["slug"] == "book-kickoff-call" and body["task"]["completed"] is True
     assert (body["complete"], body["status"]) == (False, "ONBOARDING")
     before = snapshot(app)
-    again = member_api.post("/onboarding/complete/accept-terms")
+    again = member_api.post("/onboarding/complete/book-kickoff-call")
     assert again.status_code == 200
     assert again.get_json() == body
     assert snapshot(app) == before
@@ -675,16 +689,22 @@ def test_complete_task_is_idempotent(member_api, app):
 
 def test_completing_every_required_task_makes_the_contact_active(member_api, api, member, app):
     for slug in ("complete-profile", "accept-terms"):
-        assert member_api.post(f"/onboarding/complete/{slug}").get_json()["complete"] is False
-    last = member_api.post("/onboarding/complete/add-billing-contact").get_json()
+        assert member_api.post(f"/onboarding/complete/{slug}", **answers.api(slug)).get_json()["complete"] is False
+    last = member_api.post("/onboarding/complete/add-billing-contact", **answers.api("add-billing-contact")).get_json()
     assert (last["complete"], last["status"]) == (True, "ACTIVE")
     checklist = member_api.get("/onboarding").get_json()
     assert (checklist["complete"], checklist["required_completed"], checklist["status"]) == (True, 4, "ACTIVE")
     contact = api.get(f"/crm/contacts/{member.contact_id}").get_json()
     assert contact["status"] == "ACTIVE"
-    assert contact["onboarding"] == {"required_total": 4, "required_completed": 4, "complete": True}
+    onboarding = contact["onboarding"]
+    assert {k: onboarding[k] for k in ("required_total", "required_completed", "complete")} == {
+        "required_total": 4, "required_completed": 4, "complete": True}
+    assert [t["slug"] for t in onboarding["tasks"]][:4] == [
+        "set-password", "complete-profile", "accept-terms", "add-billing-contact"]
+    assert onboarding["tasks"][3]["data"]["billing_email"] == "ap@apollo.example"
     # An optional task afterwards changes nothing about completion, and no second event is written.
-    assert member_api.post("/onboarding/complete/invite-teammates").get_json()["status"] == "ACTIVE"
+    assert member_api.post("/onboarding/complete/invite-teammates",
+                           **answers.api("invite-teammates")).get_json()["status"] == "ACTIVE"
     with app.app_context():
         assert db.session.scalar(
             select(func.count()).select_from(FeedEvent).where(FeedEvent.type == "onboarding.completed")) == 1
@@ -988,10 +1008,10 @@ def test_cookie_request_with_the_csrf_token_is_accepted(client, app, staff, auth
 def test_cookie_only_task_completion_needs_the_csrf_token(client, app, member, auth):
     assert auth.login(member.email, USER_PASSWORD).status_code == 302
     before = snapshot(app)
-    assert_error(client.post(f"{API}/onboarding/complete/accept-terms"), 400, "csrf_failed")
+    assert_error(client.post(f"{API}/onboarding/complete/book-kickoff-call"), 400, "csrf_failed")
     assert snapshot(app) == before
     token = auth.csrf("/account/password")
-    response = client.post(f"{API}/onboarding/complete/accept-terms", headers={"X-CSRFToken": token})
+    response = client.post(f"{API}/onboarding/complete/book-kickoff-call", headers={"X-CSRFToken": token})
     assert response.status_code == 200
 
 
@@ -1057,5 +1077,10 @@ def test_route_tables_cover_every_api_rule(app):
         for rule in app.url_map.iter_rules() if rule.rule.startswith(API)
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
-    tabled = {(m, API + re.sub(r"/accept-terms$", "/{slug}", p)) for m, p, _ in ALL_ROUTES}
+    def pattern(path: str) -> str:
+        path = re.sub(r"/onboarding/(complete|skip)/[a-z-]+$", r"/onboarding/\1/{slug}", path)
+        path = re.sub(r"/documents/[a-z-]+", "/documents/{key}", path)
+        return re.sub(r"/files/1$", "/files/{file_id}", path)
+
+    tabled = {(m, API + pattern(p)) for m, p, _ in ALL_ROUTES}
     assert rules == tabled | {("GET", f"{API}/openapi.json")}

@@ -12,7 +12,7 @@ from .conftest import base_config
 
 TABLES = {
     "users", "contacts", "feed_events", "api_tokens", "outbound_emails",
-    "onboarding_tasks", "onboarding_progress",
+    "onboarding_tasks", "onboarding_progress", "documents", "uploaded_files",
 }
 
 

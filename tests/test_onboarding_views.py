@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from onboarding_app import accounts, checklist, provisioning
 from onboarding_app.extensions import db
 from onboarding_app.models import Contact, FeedEvent
+from tests.answers import form
 from tests.conftest import NEW_PASSWORD, USER_PASSWORD, Auth, parse, squash
 
 HX = {"HX-Request": "true"}
@@ -61,7 +62,7 @@ def test_a_temporary_password_leads_to_the_password_page_first(app, client, make
     auth.login("ada@example.com", mailbox.temporary_password("ada@example.com"))
     assert client.get("/dashboard").headers["Location"] == "/account/password"
     token = auth.csrf("/account/password")
-    response = client.post("/onboarding/tasks/accept-terms/complete", data={"csrf_token": token}, headers=HX)
+    response = client.post("/onboarding/tasks/accept-terms/complete", data={"csrf_token": token, **form("accept-terms")}, headers=HX)
     assert response.headers["Location"] == "/account/password"
     with app.app_context():
         assert checklist.onboarding_state(db.session, user_id).required_completed == 0
@@ -77,7 +78,7 @@ def test_mark_done_without_the_csrf_token_is_refused(app, client, user, headers)
 
 def test_unknown_task_is_a_404(client, user, token):
     for slug in ("no-such-task", "upload-tax-form"):  # the second is a partner task
-        response = client.post(f"/onboarding/tasks/{slug}/complete", data={"csrf_token": token}, headers=HX)
+        response = client.post(f"/onboarding/tasks/{slug}/complete", data={"csrf_token": token, **form(slug)}, headers=HX)
         assert response.status_code == 404
         assert "There is no task" in parse(response).text("main")
 
@@ -95,7 +96,10 @@ def test_user_dashboard_shows_the_checklist_above_the_feed(client, user):
     assert _progress(page) == ("1", "4", "1 of 4 required done")
     assert [row.id for row in page.all("#onboarding-widget li.task")] == [f"task-{slug}" for slug in CLIENT_TASKS]
     assert page.buttons("#task-set-password") == [] and page.texts("#task-set-password .badge")[-1] == "Done"
-    assert page.buttons("#task-complete-profile") == ["Mark done"]
+    # A data task's form opens in its row ("Fill in"); "Mark done" is for manual tasks.
+    assert page.text("#task-complete-profile summary") == "Fill in"
+    assert page.buttons("#task-complete-profile") == ["Save profile"]
+    assert page.buttons("#task-book-kickoff-call") == ["Mark done", "Skip"]
     assert page.texts("#task-complete-profile .badge") == ["Required", "To do"]
     assert page.texts("#task-invite-teammates .badge") == ["Optional", "To do"]
     form = page.one("#task-accept-terms form")
@@ -107,21 +111,22 @@ def test_user_dashboard_shows_the_checklist_above_the_feed(client, user):
 
 
 def test_mark_done_with_htmx_returns_the_row_and_the_progress_out_of_band(app, client, user, token):
-    response = client.post("/onboarding/tasks/complete-profile/complete", data={"csrf_token": token}, headers=HX)
+    response = client.post("/onboarding/tasks/complete-profile/complete", data={"csrf_token": token, **form("complete-profile")}, headers=HX)
     page = parse(response)
     assert response.status_code == 200 and not page.is_document
     # The row, then the progress bar out of band.
     assert [(n.id, n.attributes.get("hx-swap-oob")) for n in page.top] == [
         ("task-complete-profile", None), ("onboarding-progress", "true")]
-    assert page.texts("#task-complete-profile .badge")[-1] == "Done" and page.buttons("#task-complete-profile") == []
+    assert page.texts("#task-complete-profile .badge")[-1] == "Done"
+    assert page.text("#task-complete-profile summary") == "Edit"
     assert _progress(page) == ("2", "4", "2 of 4 required done")
     assert response.headers["HX-Trigger"] == "feed-changed"
     assert "HX-Retarget" not in response.headers
 
 
 def test_mark_done_twice_changes_nothing(app, client, user, token):
-    client.post("/onboarding/tasks/accept-terms/complete", data={"csrf_token": token}, headers=HX)
-    response = client.post("/onboarding/tasks/accept-terms/complete", data={"csrf_token": token}, headers=HX)
+    client.post("/onboarding/tasks/accept-terms/complete", data={"csrf_token": token, **form("accept-terms")}, headers=HX)
+    response = client.post("/onboarding/tasks/accept-terms/complete", data={"csrf_token": token, **form("accept-terms")}, headers=HX)
     assert response.status_code == 200 and "HX-Trigger" not in response.headers
     assert _progress(parse(response)) == ("2", "4", "2 of 4 required done")
     with app.app_context():
@@ -132,7 +137,7 @@ def test_mark_done_twice_changes_nothing(app, client, user, token):
 
 
 def test_an_optional_task_leaves_the_required_count_alone(client, user, token):
-    page = parse(client.post("/onboarding/tasks/invite-teammates/complete", data={"csrf_token": token}, headers=HX))
+    page = parse(client.post("/onboarding/tasks/invite-teammates/complete", data={"csrf_token": token, **form("invite-teammates")}, headers=HX))
     assert [n.id for n in page.top] == ["task-invite-teammates", "onboarding-progress"]
     assert page.texts("#task-invite-teammates .badge") == ["Optional", "Done"]
     assert _progress(page) == ("1", "4", "1 of 4 required done")
@@ -141,8 +146,8 @@ def test_an_optional_task_leaves_the_required_count_alone(client, user, token):
 def test_the_last_required_task_swaps_the_widget_for_all_set(app, client, user, token):
     contact_id, _ = user
     for slug in ("complete-profile", "accept-terms"):
-        client.post(f"/onboarding/tasks/{slug}/complete", data={"csrf_token": token}, headers=HX)
-    response = client.post("/onboarding/tasks/add-billing-contact/complete", data={"csrf_token": token}, headers=HX)
+        client.post(f"/onboarding/tasks/{slug}/complete", data={"csrf_token": token, **form(slug)}, headers=HX)
+    response = client.post("/onboarding/tasks/add-billing-contact/complete", data={"csrf_token": token, **form("add-billing-contact")}, headers=HX)
     page = parse(response)
     assert response.status_code == 200 and not page.is_document
     assert response.headers["HX-Retarget"] == "#onboarding-widget"
@@ -151,14 +156,14 @@ def test_the_last_required_task_swaps_the_widget_for_all_set(app, client, user, 
     assert page.text("#all-set h2") == "You're all set" and not page.has("#onboarding-progress")
     # The optional tasks still open stay doable.
     assert [row.id for row in page.all("#all-set li.task")] == ["task-book-kickoff-call", "task-invite-teammates"]
-    assert page.buttons("#task-book-kickoff-call") == ["Mark done"]
+    assert page.buttons("#task-book-kickoff-call") == ["Mark done", "Skip"]
     assert _status(app, contact_id) == "ACTIVE"
 
     page = parse(client.get("/dashboard"))
     assert page.text("#onboarding-widget #all-set h2") == "You're all set" and not page.has("progress")
     assert _feed(page)[0] == "Margaret Hamilton finished onboarding and is now active"
     # An optional task after that: its row only, no progress bar to update.
-    response = client.post("/onboarding/tasks/invite-teammates/complete", data={"csrf_token": token}, headers=HX)
+    response = client.post("/onboarding/tasks/invite-teammates/complete", data={"csrf_token": token, **form("invite-teammates")}, headers=HX)
     page = parse(response)
     assert "HX-Retarget" not in response.headers
     assert [(n.id, n.attributes.get("hx-swap-oob")) for n in page.top] == [("task-invite-teammates", None)]
@@ -173,7 +178,7 @@ def test_staff_see_a_finished_onboarding_on_the_contact_page_and_in_the_feed(app
     auth.login("margaret@example.com", NEW_PASSWORD)
     token = auth.csrf("/dashboard")
     for slug in ("complete-profile", "accept-terms", "add-billing-contact"):
-        response = client.post(f"/onboarding/tasks/{slug}/complete", data={"csrf_token": token}, headers=HX)
+        response = client.post(f"/onboarding/tasks/{slug}/complete", data={"csrf_token": token, **form(slug)}, headers=HX)
         assert response.status_code == 200 and response.headers["HX-Trigger"] == "feed-changed"
 
     staff = Auth(app.test_client())
@@ -188,14 +193,14 @@ def test_staff_see_a_finished_onboarding_on_the_contact_page_and_in_the_feed(app
 
 def test_mark_done_without_js_posts_and_redirects(app, client, user, token):
     contact_id, _ = user
-    response = client.post("/onboarding/tasks/complete-profile/complete", data={"csrf_token": token})
+    response = client.post("/onboarding/tasks/complete-profile/complete", data={"csrf_token": token, **form("complete-profile")})
     assert response.status_code == 302
     assert response.headers["Location"] == "/dashboard#task-complete-profile"
     page = parse(client.get("/dashboard"))
     assert page.flashes() == ["Done: Complete your profile."]
     assert _progress(page) == ("2", "4", "2 of 4 required done")
     for slug in ("accept-terms", "add-billing-contact"):
-        client.post(f"/onboarding/tasks/{slug}/complete", data={"csrf_token": token})
+        client.post(f"/onboarding/tasks/{slug}/complete", data={"csrf_token": token, **form(slug)})
     page = parse(client.get("/dashboard"))
     assert page.text("#onboarding-widget #all-set h2") == "You're all set"
     assert _status(app, contact_id) == "ACTIVE"

@@ -31,6 +31,7 @@ from onboarding_app.models import (
     utcnow,
 )
 
+from .answers import service
 from .conftest import NEW_PASSWORD, USER_PASSWORD, parse
 
 CLIENT_TASKS = {"set-password", "complete-profile", "accept-terms", "add-billing-contact",
@@ -209,16 +210,16 @@ def test_optional_tasks_do_not_count_and_all_required_makes_contact_active_once(
     contact_id, user_id = make.provisioned("client")
     _sign_in_and_set_password(session, mailbox, user_id)
     for slug in ("book-kickoff-call", "invite-teammates", "complete-profile", "accept-terms"):
-        done = provisioning.complete_task(session, user_id, slug)
+        done = provisioning.complete_task(session, user_id, slug, service(slug))
         assert not done.complete and done.status == "ONBOARDING"
     assert not provisioning.check_onboarding_complete(session, user_id)
 
-    last = provisioning.complete_task(session, user_id, "add-billing-contact")
+    last = provisioning.complete_task(session, user_id, "add-billing-contact", service("add-billing-contact"))
 
     assert last.complete and last.status == "ACTIVE" and last.changed
     assert session.get(Contact, contact_id).status == "ACTIVE"
     # Repeating the last completion or the check changes nothing and writes no second event.
-    again = provisioning.complete_task(session, user_id, "add-billing-contact")
+    again = provisioning.complete_task(session, user_id, "add-billing-contact", service("add-billing-contact"))
     assert again.complete and not again.changed
     assert provisioning.check_onboarding_complete(session, user_id)
     assert provisioning.check_onboarding_complete(session, user_id)
@@ -229,9 +230,9 @@ def test_optional_tasks_do_not_count_and_all_required_makes_contact_active_once(
 def test_completing_a_task_is_idempotent(make, session, mailbox):
     _, user_id = make.provisioned("client")
     _sign_in_and_set_password(session, mailbox, user_id)
-    first = provisioning.complete_task(session, user_id, "accept-terms")
+    first = provisioning.complete_task(session, user_id, "book-kickoff-call")
     before = snapshot(session)
-    second = provisioning.complete_task(session, user_id, "accept-terms")
+    second = provisioning.complete_task(session, user_id, "book-kickoff-call")
     assert first.changed and not second.changed
     assert second.task.completed_at == first.task.completed_at
     assert snapshot(session) == before
@@ -243,14 +244,14 @@ def test_unknown_and_other_roles_tasks_are_refused(make, session, mailbox):
     before = snapshot(session)
     for slug in ("no-such-task", "upload-tax-form"):  # upload-tax-form is a partner task
         with pytest.raises(UnknownTask):
-            provisioning.complete_task(session, user_id, slug)
+            provisioning.complete_task(session, user_id, slug, service(slug))
     assert snapshot(session) == before
 
 
 def test_set_password_task_cannot_be_ticked_by_hand(make, session):
     _, user_id = make.provisioned("client")
     with pytest.raises(AutomaticTask):
-        provisioning.complete_task(session, user_id, "set-password")
+        provisioning.complete_task(session, user_id, "set-password", service("set-password"))
 
 
 # --- 7. a required task added after provisioning --------------------------------------------------
@@ -263,14 +264,14 @@ def test_required_task_added_later_keeps_onboarding_open(make, session, mailbox)
     session.commit()
     _sign_in_and_set_password(session, mailbox, user_id)
     for slug in ("complete-profile", "accept-terms", "add-billing-contact"):
-        provisioning.complete_task(session, user_id, slug)
+        provisioning.complete_task(session, user_id, slug, service(slug))
 
     assert not provisioning.check_onboarding_complete(session, user_id)
     assert session.get(Contact, contact_id).status == "ONBOARDING"
     state = checklist.onboarding_state(session, user_id)
     assert (state.required_completed, state.required_total) == (4, 5)
 
-    done = provisioning.complete_task(session, user_id, "verify-domain")
+    done = provisioning.complete_task(session, user_id, "verify-domain", service("verify-domain"))
     assert done.complete and done.status == "ACTIVE"
     assert len(events(session, "onboarding.completed")) == 1
 
@@ -393,9 +394,9 @@ def test_last_required_task_completed_twice_at_once_fires_completion_once(app, m
     contact_id, user_id = make.provisioned("client")
     _sign_in_and_set_password(session, mailbox, user_id)
     for slug in ("complete-profile", "accept-terms"):
-        provisioning.complete_task(session, user_id, slug)
+        provisioning.complete_task(session, user_id, slug, service(slug))
 
-    results = _in_threads(app, 4, lambda _i: provisioning.complete_task(db.session, user_id, "add-billing-contact").complete)
+    results = _in_threads(app, 4, lambda _i: provisioning.complete_task(db.session, user_id, "add-billing-contact", service("add-billing-contact")).complete)
 
     assert results == [True] * 4
     session.expire_all()
@@ -407,10 +408,10 @@ def test_last_required_task_completed_twice_at_once_fires_completion_once(app, m
 def test_last_two_tasks_completed_at_once_still_complete(app, make, session, mailbox):
     contact_id, user_id = make.provisioned("client")
     _sign_in_and_set_password(session, mailbox, user_id)
-    provisioning.complete_task(session, user_id, "complete-profile")
+    provisioning.complete_task(session, user_id, "complete-profile", service("complete-profile"))
     slugs = ["accept-terms", "add-billing-contact"]
 
-    _in_threads(app, 2, lambda i: provisioning.complete_task(db.session, user_id, slugs[i]))
+    _in_threads(app, 2, lambda i: provisioning.complete_task(db.session, user_id, slugs[i], service(slugs[i])))
 
     session.expire_all()
     assert session.get(Contact, contact_id).status == "ACTIVE"

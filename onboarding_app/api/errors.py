@@ -26,6 +26,7 @@ def register(bp: Blueprint) -> None:
     @bp.errorhandler(DomainError)
     def domain_error(exc: DomainError):
         extra = {"fields": exc.fields} if isinstance(exc, ValidationFailed) else {}
+        extra.update({name: exc.details[name] for name in exc.public if name in exc.details})
         return error_response(status_for(exc), exc.code, exc.message, **extra)
 
     @bp.errorhandler(ApiError)

@@ -10,6 +10,8 @@ from flask import request
 
 from ..errors import NotFound, UnknownTask
 from ..schemas import fits_path
+from ..task_kinds import RequestMeta
+from ..uploads import form_answers
 from .errors import ApiError
 
 def _check_text(value: Any) -> None:
@@ -60,3 +62,30 @@ def task_slug(slug: str) -> str:
     if not fits_path("slug", slug):
         raise UnknownTask("There is no such task in your checklist.", slug=slug[:64])
     return slug
+
+
+def file_id(value: int) -> int:
+    if not fits_path("file_id", value):
+        raise NotFound(f"File {value} does not exist.")
+    return value
+
+
+def document_key(value: str) -> str:
+    if not fits_path("key", value):
+        raise NotFound("There is no such document.")
+    return value
+
+
+def answers() -> dict[str, Any] | None:
+    """A task's answers: a JSON object, or a ``multipart/form-data`` body (its file as an
+    ``IncomingFile``); no body at all is None (a task that takes nothing)."""
+    if request.mimetype == "multipart/form-data":
+        return form_answers(request)
+    if not request.content_length and not request.get_data(cache=True):
+        return None
+    return json_object()
+
+
+def request_meta() -> RequestMeta:
+    """Who sent this request: the client's address (as ``TRUSTED_PROXIES`` allows) and agent."""
+    return RequestMeta(ip=request.remote_addr, user_agent=request.user_agent.string or None)

@@ -25,8 +25,13 @@ class _Plugin(FlaskPlugin):
     the Content-Type claims), and a refusal is the domain's ``ValidationFailed``."""
 
     def request_validation(self, request, query, json, form, headers, cookies):
-        if form or headers or cookies:
+        if headers or cookies:
             raise TypeError("the API validates query strings and JSON bodies only")
+        if form is not None:
+            # A body documented both as JSON and as multipart (a task's answers): which model
+            # checks it depends on the task, so the view reads and checks it itself.
+            request.context = Context(query=None, json=None, form=None, headers=None, cookies=None)
+            return
         request.context = Context(
             query=check(query, get_multidict_items(request.args, query)) if query else None,
             json=check(json, json_object()) if json else None,
@@ -80,7 +85,7 @@ _REFUSALS = {
     403: "The caller's role may not do this, or the caller must set their own password first. "
          "Codes: `forbidden`, `password_change_required`.",
     404: "No such thing. Code: `not_found`.",
-    413: "The body is larger than the server accepts. Code: `payload_too_large`.",
+    413: "The body is larger than the server accepts. Code: `payload_too_large` (`file_too_large` for an upload).",
     422: "Invalid fields or filters; `fields` says what is wrong with each. Code: `invalid_fields`.",
     429: "Too many requests for this token (or user, or address); see `Retry-After`. Code: `rate_limited`.",
     500: "Something failed on the server; nothing was changed. Code: `internal_error`.",
@@ -91,10 +96,20 @@ def _operation_id(name: str) -> str:
     return head + "".join(word.capitalize() for word in rest)
 
 
-def operation(*refusals: int, tags: tuple[str, ...], public: bool = False, **answers: Any) -> Callable:
+# Operations whose 200 is a file, not JSON: operation id -> the media types it may have.
+_FILE_ANSWERS: dict[str, tuple[str, ...]] = {}
+
+
+def operation(*refusals: int, tags: tuple[str, ...], public: bool = False, body: tuple[Any, Any] | None = None,
+              file_types: tuple[str, ...] = (), **answers: Any) -> Callable:
     """Validate a view's input and document it. ``answers`` are ``HTTP_200=(Model, "what it
     is")``; ``refusals`` the statuses the route adds to those every operation may answer
     (429, 500, and 401/403 unless ``public``), each with the ``Error`` shape.
+
+    ``body=(JsonModel, FormModel)`` documents a body sent either as JSON or as
+    ``multipart/form-data``; the view then reads and checks it itself (``parsing.answers``).
+    ``file_types`` documents a 200 that is a file of one of these media types (``HTTP_200``
+    then names no model).
 
     Use it below the auth decorator, so that 401/403 come before any check of the input.
     """
@@ -103,8 +118,12 @@ def operation(*refusals: int, tags: tuple[str, ...], public: bool = False, **ans
         answers.setdefault(f"HTTP_{status}", (InvalidFields if status == 422 else Error, _REFUSALS[status]))
 
     def decorate(view: Callable) -> Callable:
+        if file_types:
+            _FILE_ANSWERS[_operation_id(view.__name__)] = file_types
+        extra = {"json": body[0], "form": body[1]} if body else {}
         return spec.validate(
             resp=Response(**answers),
+            **extra,
             tags=tags,
             security={} if public else None,
             operation_id=_operation_id(view.__name__),
@@ -117,5 +136,13 @@ def operation(*refusals: int, tags: tuple[str, ...], public: bool = False, **ans
 
 
 def document() -> dict[str, Any]:
-    """The OpenAPI document (generated once, from the app's routes, on first use)."""
-    return spec.spec
+    """The OpenAPI document (generated once, from the app's routes, on first use). A file
+    answer is documented as binary content of its media types (spectree documents models only)."""
+    generated = spec.spec
+    for item in generated["paths"].values():
+        for operation_ in item.values():
+            types = _FILE_ANSWERS.get(operation_.get("operationId"))
+            if types and "content" not in operation_["responses"]["200"]:
+                operation_["responses"]["200"]["content"] = {
+                    media: {"schema": {"type": "string", "format": "binary"}} for media in types}
+    return generated

@@ -7,9 +7,11 @@ mapped to ``{"error": {...}}`` once, in ``errors.py``; who the caller is is sett
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, url_for
+from io import BytesIO
 
-from .. import checklist, contacts, feed, provisioning, reminders, schemas, tracker, webhooks
+from flask import Blueprint, current_app, send_file, url_for
+
+from .. import checklist, contacts, documents, feed, provisioning, reminders, schemas, tracker, uploads, webhooks
 from ..extensions import csrf, db, limiter
 from ..models import utcnow
 from . import errors, parsing
@@ -24,6 +26,13 @@ limiter.shared_limit(rate_limit_value, scope="api", key_func=rate_limit_key)(bp)
 errors.register(bp)
 
 CONTACT = "/crm/contacts/<int:contact_id>"
+
+
+def _file_urls(contact_id: int | None):
+    """Makes an upload's download address (``data.url``) for the contact's account."""
+    if contact_id is None:
+        return None
+    return lambda file_id: url_for("api.download_file", contact_id=contact_id, file_id=file_id)
 
 
 @bp.get("/crm/contacts")
@@ -56,15 +65,35 @@ def create_contact(user, json: schemas.ContactCreate):
 @staff_only
 @operation(404, tags=("crm",), HTTP_200=(schemas.ContactDetail, "The contact."))
 def get_contact(user, contact_id: int):
-    """One contact, with its onboarding progress once it has an account.
+    """One contact, with its onboarding (progress, and each task with its answers) once it has
+    an account.
 
     Staff and admins only."""
     contact = contacts.get_contact(db.session, parsing.contact_id(contact_id))
     body = schemas.ContactDetail.model_validate(contact)
     if contact.user_id is not None:
-        progress = checklist.required_progress(db.session, [contact.user_id])[contact.user_id]
-        body.onboarding = schemas.RequiredProgress.model_validate(progress)
+        state = checklist.onboarding_state(db.session, contact.user_id)
+        body.onboarding = schemas.ContactOnboarding(
+            required_total=state.required_total, required_completed=state.required_completed,
+            complete=state.complete, tasks=[schemas.Task.of(t, _file_urls(contact.id)) for t in state.tasks])
     return body
+
+
+@bp.get(f"{CONTACT}/files/<int:file_id>")
+@signed_in
+@operation(404, tags=("crm",), file_types=uploads.CONTENT_TYPES, HTTP_200=(None, "The file's bytes, as an attachment (`Content-Disposition`), "
+                                              "with its detected type and `X-Content-Type-Options: nosniff`."))
+def download_file(user, contact_id: int, file_id: int):
+    """A file the contact's account uploaded for a task.
+
+    Staff, or the account that uploaded it; anyone else gets 404."""
+    row = uploads.for_download(db.session, user, parsing.contact_id(contact_id), parsing.file_id(file_id))
+    response = send_file(BytesIO(row.content), mimetype=row.content_type, as_attachment=True,
+                         download_name=row.original_name, max_age=0, etag=row.sha256, conditional=False)
+    response.direct_passthrough = False  # spectree reads the body it checks; it is in memory anyway
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.patch(CONTACT)
@@ -186,17 +215,65 @@ def onboarding(user):
 @bp.post("/onboarding/complete/<slug>")
 @signed_in
 @operation(
-    400, tags=("onboarding",),
-    HTTP_200=(schemas.TaskCompletion, "The task, and whether onboarding is complete."),
+    400, 413, 422, tags=("onboarding",), body=(schemas.TaskAnswers, schemas.UploadAnswers),
+    HTTP_200=(schemas.TaskCompletion, "The task, and whether onboarding is complete (teammates: `created`, `skipped`)."),
     HTTP_404=(schemas.Error, "The task is not in the caller's checklist. Code: `unknown_task`."),
-    HTTP_409=(schemas.Error, "`set-password` completes itself when the user sets their own password. "
-                             "Code: `automatic_task`."),
+    HTTP_409=(schemas.Error, "`automatic_task`: a `password` task completes itself when the user sets their own "
+                             "password. `stale_version`: the document version is not the current one (the error "
+                             "gives `current_version`)."),
 )
 def complete_task(user, slug: str):
-    """Mark a checklist task done; repeating it changes nothing.
+    """Complete a checklist task with what it asks for (its `fields`).
 
-    Any signed-in user. Completing the last required task makes the contact ACTIVE."""
-    return schemas.TaskCompletion.of(provisioning.complete_task(db.session, user.id, parsing.task_slug(slug)))
+    Any signed-in user. A JSON object for every kind but `upload`, which takes
+    `multipart/form-data` with one `file` (PDF, PNG or JPEG, at most `UPLOAD_MAX_BYTES`; more is
+    413 `file_too_large`). `password` and `manual` tasks take `{}` or no body. Invalid answers
+    are 422 with `fields`, and nothing is stored. Sending a task again replaces its answers;
+    completing the last required task makes the contact ACTIVE."""
+    result = provisioning.complete_task(db.session, user.id, parsing.task_slug(slug), parsing.answers(),
+                                        meta=parsing.request_meta())
+    return schemas.TaskCompletion.of(result, _file_urls(result.contact_id))
+
+
+@bp.post("/onboarding/skip/<slug>")
+@signed_in
+@operation(
+    400, tags=("onboarding",),
+    HTTP_200=(schemas.TaskCompletion, "The task (`skipped`), and whether onboarding is complete."),
+    HTTP_404=(schemas.Error, "The task is not in the caller's checklist. Code: `unknown_task`."),
+    HTTP_409=(schemas.Error, "The task is required. Code: `required_task`."),
+)
+def skip_task(user, slug: str):
+    """Skip an optional checklist task; completing it later un-skips it.
+
+    Any signed-in user. A skipped task counts neither way; skipping a done task changes nothing."""
+    result = provisioning.skip_task(db.session, user.id, parsing.task_slug(slug))
+    return schemas.TaskCompletion.of(result, _file_urls(result.contact_id))
+
+
+@bp.get("/documents/<key>")
+@signed_in
+@operation(404, tags=("documents",), HTTP_200=(schemas.DocumentOut, "The document's current version."))
+def get_document(user, key: str):
+    """A document users accept (`service-terms`, `partner-agreement`), current version.
+
+    Any signed-in user."""
+    return schemas.DocumentOut.of(documents.current(db.session, parsing.document_key(key)))
+
+
+@bp.post("/documents/<key>/versions")
+@admin_only
+@operation(
+    400, 404, 413, 422, tags=("documents",),
+    HTTP_201=(schemas.DocumentVersion, "The new current version."),
+)
+def publish_document(user, key: str, json: schemas.DocumentVersionCreate):
+    """Publish the next version of a document (version 1 for a new key).
+
+    Admins only. Tasks accepted under an older version stay done; users who have not accepted
+    yet must accept this one."""
+    document = documents.publish(db.session, parsing.document_key(key), json, actor_id=user.id)
+    return schemas.DocumentVersion(key=document.key, version=document.version), 201
 
 
 @bp.get("/feed")

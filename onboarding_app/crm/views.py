@@ -51,14 +51,20 @@ class Account:
     user: User
     progress: checklist.RequiredProgress
     email: OutboundEmail | None
+    tasks: list[checklist.TaskState] = ()  # each task with the answers it collected
 
 
-def _account(contact: Contact) -> Account | None:
-    """Read the account's progress and its latest welcome email (two reads, no writes)."""
+def _account(contact: Contact, *, answers: bool = False) -> Account | None:
+    """Read the account's progress (with every task's answers when ``answers``) and its latest
+    welcome email (two reads, no writes)."""
     if contact.user_id is None:
         return None
-    progress = checklist.required_progress(db.session, [contact.user_id])[contact.user_id]
-    return Account(contact.user, progress, outbox.latest_welcome_email(db.session, contact.id))
+    if answers:
+        state = checklist.onboarding_state(db.session, contact.user_id)
+        progress, tasks = state.progress, state.tasks
+    else:
+        progress, tasks = checklist.required_progress(db.session, [contact.user_id])[contact.user_id], []
+    return Account(contact.user, progress, outbox.latest_welcome_email(db.session, contact.id), tasks)
 
 
 def _actor() -> User:
@@ -153,7 +159,7 @@ def contact(contact_id: int):
     context = {"contact": contact, "timeline": timeline, "before": before}
     if is_htmx():
         return respond("crm/_timeline.html", **context)
-    return render_template("crm/contact.html", account=_account(contact), **context)
+    return render_template("crm/contact.html", account=_account(contact, answers=True), **context)
 
 
 def _message(exc: DomainError) -> str:
