@@ -103,8 +103,8 @@ def test_times_are_shown_in_the_profiles_zone(app, client, signed_in):
     _, _, token = signed_in()
     client.post("/onboarding/tasks/complete-profile/complete", data={"csrf_token": token, **answers.form("complete-profile")})
     page = client.get("/dashboard").get_data(as_text=True)
-    shown = _row(page, "complete-profile").css_first(".task-meta small").text()
-    assert shown.endswith(("CET", "CEST")), shown
+    shown = _row(page, "complete-profile").css_first(".task-meta time")
+    assert shown.attributes["title"].endswith("(Europe/Paris)"), shown.attributes
 
 
 def test_without_javascript_forms_post_and_redirect_or_show_their_messages(app, client, signed_in):

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from onboarding_app import accounts, contacts, provisioning
 from onboarding_app.extensions import db
 from onboarding_app.models import Contact, FeedEvent, User, utcnow
+from tests.answers import form
 from tests.conftest import NEW_PASSWORD
 
 HX = {"HX-Request": "true"}
@@ -182,16 +183,20 @@ def customer(app, make, auth):
 
 
 def test_mark_done_announces_the_progress_and_focuses_the_next_open_task(client, customer):
-    response = client.post("/onboarding/tasks/complete-profile/complete", data={"csrf_token": customer}, headers=HX)
+    response = client.post("/onboarding/tasks/complete-profile/complete",
+                           data={"csrf_token": customer, **form("complete-profile")}, headers=HX)
     said = announcement(response)
     assert said["message"] == "Complete your profile: done. 2 of 4 required done."
-    assert said["focus"] == "#task-accept-terms button"
+    # The next open task's control: its form's opener, or "Mark done".
+    assert said["focus"] == "#task-accept-terms .task-control"
     assert response.headers["HX-Trigger"] == "feed-changed"
     # The last open task comes after the one done: focus wraps to the first still open.
     for slug in ("add-billing-contact", "book-kickoff-call", "invite-teammates"):
-        response = client.post(f"/onboarding/tasks/{slug}/complete", data={"csrf_token": customer}, headers=HX)
-    assert announcement(response)["focus"] == "#task-accept-terms button"
-    response = client.post("/onboarding/tasks/accept-terms/complete", data={"csrf_token": customer}, headers=HX)
+        response = client.post(f"/onboarding/tasks/{slug}/complete", data={"csrf_token": customer, **form(slug)},
+                               headers=HX)
+    assert announcement(response)["focus"] == "#task-accept-terms .task-control"
+    response = client.post("/onboarding/tasks/accept-terms/complete",
+                           data={"csrf_token": customer, **form("accept-terms")}, headers=HX)
     said = announcement(response)
     assert said == {"target": "body", "focus": "#all-set-heading",
                     "message": "Review and accept the service terms: done. You're all set: all 4 required tasks are done."}
@@ -199,8 +204,8 @@ def test_mark_done_announces_the_progress_and_focuses_the_next_open_task(client,
 
 
 def test_no_js_mark_done_shows_one_message(client, customer):
-    client.post("/onboarding/tasks/complete-profile/complete", data={"csrf_token": customer})
-    client.post("/onboarding/tasks/accept-terms/complete", data={"csrf_token": customer})
+    client.post("/onboarding/tasks/complete-profile/complete", data={"csrf_token": customer, **form("complete-profile")})
+    client.post("/onboarding/tasks/accept-terms/complete", data={"csrf_token": customer, **form("accept-terms")})
     page = parse(client.get("/dashboard").get_data(as_text=True))
     flashes = page.find_all(class_="flash")
     assert len(flashes) == 1 and "Review and accept the service terms" in flashes[0].text
