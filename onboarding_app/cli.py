@@ -238,7 +238,9 @@ def _seed_tracker_account(staff: User, name, email, company, role, done, signed_
         if slug == provisioning.SET_PASSWORD_SLUG:
             accounts.set_password(db.session, user_id, DEMO_CLIENT_PASSWORD)
         else:
-            provisioning.complete_task(db.session, user_id, slug)
+            task = next(t.task for t in checklist.onboarding_state(db.session, user_id).tasks if t.task.slug == slug)
+            version = documents.current(db.session, task.document_key).version if task.document_key else 1
+            provisioning.complete_task(db.session, user_id, slug, _demo_answers(slug, name, email, company, version))
     if signed_in:
         accounts.record_sign_in(db.session, user_id)
     _backdate(contact.id, user_id, age_days, quiet_days, active_after_hours, signed_in)

@@ -497,3 +497,17 @@ def test_services_refuse_before_writing(app, client_member):
         with pytest.raises(provisioning.ValidationFailed if hasattr(provisioning, "ValidationFailed") else Exception):
             provisioning.complete_task(db.session, member.user_id, "complete-profile", {"name": ""})
     assert stored(app) == before
+
+
+def test_the_tracker_shows_a_skipped_task_and_leaves_out_retired_ones(app, client_member, staff_api):
+    member, api = client_member
+    api.post("/onboarding/skip/invite-teammates")
+    with app.app_context():
+        db.session.execute(update(OnboardingTask).where(OnboardingTask.role == "client",
+                                                        OnboardingTask.slug == "book-kickoff-call")
+                           .values(retired_at=utcnow()))
+        db.session.commit()
+    [row] = staff_api.get("/onboarding/accounts").get_json()["items"]
+    cells = {t["slug"]: t for t in row["tasks"]}
+    assert cells["invite-teammates"]["skipped"] is True and cells["invite-teammates"]["completed"] is False
+    assert "book-kickoff-call" not in cells

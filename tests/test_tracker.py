@@ -14,6 +14,7 @@ from onboarding_app import accounts, provisioning, tracker
 from onboarding_app.extensions import db
 from onboarding_app.models import Contact, OnboardingProgress, OnboardingTask, OutboundEmail, User
 
+from .answers import service
 from .conftest import NEW_PASSWORD
 from .test_query_budget import StatementCounter
 
@@ -38,7 +39,7 @@ def complete(app, user_id: int, *slugs: str) -> None:
             if slug == "set-password":
                 accounts.set_password(db.session, user_id, NEW_PASSWORD)
             else:
-                provisioning.complete_task(db.session, user_id, slug)
+                provisioning.complete_task(db.session, user_id, slug, service(slug))
 
 
 def row_fragment(response) -> HTMLParser:
