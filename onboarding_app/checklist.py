@@ -52,14 +52,11 @@ class TaskState:
         return self.skipped_at is not None and not self.completed
 
 
-@dataclass(frozen=True)
-class OnboardingState:
-    """A user's checklist as the dashboard and the API show it."""
+class WithProgress:
+    """The required-progress figures of a row that carries ``progress`` (a checklist, a
+    tracker row), so templates and serializers read them the same way everywhere."""
 
-    tasks: list[TaskState]
     progress: RequiredProgress
-    status: str | None  # the contact's status, when the user has a contact
-    contact_id: int | None = None
 
     @property
     def required_total(self) -> int:
@@ -72,6 +69,17 @@ class OnboardingState:
     @property
     def complete(self) -> bool:
         return self.progress.complete
+
+
+@dataclass(frozen=True)
+class OnboardingState(WithProgress):
+    """A user's checklist as the dashboard and the API show it."""
+
+    tasks: list[TaskState]
+    progress: RequiredProgress
+    status: str | None  # the contact's status, when the user has a contact
+    contact_id: int | None = None
+
 
     def task(self, slug: str) -> TaskState:
         return next(t for t in self.tasks if t.task.slug == slug)

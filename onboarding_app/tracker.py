@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Float, Integer, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
-from .checklist import RequiredProgress, TaskState, live_tasks
+from .checklist import RequiredProgress, TaskState, WithProgress, live_tasks
 from .errors import NotFound
 from .models import Contact, OnboardingProgress, OnboardingTask, OutboundEmail, User, utcnow
 from .outbox import WELCOME_KINDS
@@ -47,7 +47,7 @@ class WelcomeEmailState:
 
 
 @dataclass(frozen=True)
-class AccountRow:
+class AccountRow(WithProgress):
     contact_id: int
     user_id: int
     name: str
@@ -64,14 +64,6 @@ class AccountRow:
     welcome_email: WelcomeEmailState | None
     tasks: list[TaskCell]
     progress: RequiredProgress
-
-    @property
-    def required_total(self) -> int:
-        return self.progress.required_total
-
-    @property
-    def required_completed(self) -> int:
-        return self.progress.required_completed
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from flask_login import current_user
 
 from .. import checklist, contacts, feed, outbox, provisioning, reminders, tracker
 from ..auth.decorators import staff_required
-from ..errors import Conflict, DomainError, EmailTaken, NotQualified, ValidationFailed
+from ..errors import Conflict, DomainError, NotQualified, ValidationFailed
 from ..extensions import db
 from ..models import ACCOUNT_ROLES, CONTACT_STATUSES, Contact, OutboundEmail, User, utcnow
 from ..http_errors import status_for
@@ -99,47 +99,39 @@ def contacts_page():
 # --- new and edit ------------------------------------------------------------------------------
 
 
-@bp.route("/contacts/new", methods=["GET", "POST"])
-@staff_required
-def new_contact():
-    form = NewContactForm()
+def _contact_form(form, contact: Contact | None, save, saved: str):
+    """The new and edit forms: the service checks the values (the same rules as the API);
+    its refusals are shown next to their fields, a success goes to the contact's page."""
     field_errors: dict[str, str] = {}
     status = 200
     if form.validate_on_submit():
         try:
-            contact = contacts.create_contact(db.session, form.values(), actor=_actor())
+            contact = save(form.values())
         except ValidationFailed as exc:
             field_errors, status = exc.fields, 422
-        except EmailTaken as exc:
-            field_errors, status = {"email": exc.message}, 409
+        except Conflict as exc:  # EmailTaken, AccountLinked, InvalidTransition (the role is fixed)
+            field_errors, status = {exc.details.get("field", "name"): exc.message}, 409
         else:
-            flash(f"{contact.name} was added as a lead.", "success")
+            flash(saved.format(name=contact.name), "success")
             return redirect(url_for(".contact", contact_id=contact.id))
     elif form.is_submitted():
         status = 422
-    return render_template("crm/contact_form.html", form=form, field_errors=field_errors, contact=None), status
+    return render_template("crm/contact_form.html", form=form, field_errors=field_errors, contact=contact), status
+
+
+@bp.route("/contacts/new", methods=["GET", "POST"])
+@staff_required
+def new_contact():
+    return _contact_form(NewContactForm(), None, lambda values: contacts.create_contact(
+        db.session, values, actor=_actor()), "{name} was added as a lead.")
 
 
 @bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
 @staff_required
 def edit_contact(contact_id: int):
     contact = contacts.get_contact(db.session, contact_id)
-    form = ContactForm(obj=contact)
-    field_errors: dict[str, str] = {}
-    status = 200
-    if form.validate_on_submit():
-        try:
-            contact = contacts.update_contact(db.session, contact_id, form.values(), actor=_actor())
-        except ValidationFailed as exc:
-            field_errors, status = exc.fields, 422
-        except Conflict as exc:  # EmailTaken, AccountLinked, InvalidTransition (the role is fixed)
-            field_errors, status = {exc.details.get("field", "name"): exc.message}, 409
-        else:
-            flash(f"{contact.name} was saved.", "success")
-            return redirect(url_for(".contact", contact_id=contact.id))
-    elif form.is_submitted():
-        status = 422
-    return render_template("crm/contact_form.html", form=form, field_errors=field_errors, contact=contact), status
+    return _contact_form(ContactForm(obj=contact), contact, lambda values: contacts.update_contact(
+        db.session, contact_id, values, actor=_actor()), "{name} was saved.")
 
 
 # --- a contact's page and its actions ------------------------------------------------------
