@@ -44,6 +44,12 @@ class EmailTaken(Conflict):
     code = "email_taken"
 
 
+class SlugTaken(Conflict):
+    """A checklist has a task with that slug already (retired ones included)."""
+
+    code = "slug_taken"
+
+
 class InvalidTransition(Conflict):
     code = "invalid_transition"
 

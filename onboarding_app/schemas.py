@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from urllib.parse import urlsplit
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from zoneinfo import available_timezones
 
@@ -461,6 +462,43 @@ class DocumentVersionCreate(Shape):
     title: _text(200, required=True)
     body_markdown: _text(100_000, required=True, description="Markdown; rendered and sanitized for display.")
 
+def _http_url(value: str) -> str:
+    """An absolute http(s) address with a host, or nothing at all."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+        raise _refuse("http_url", "Must be an http:// or https:// address.")
+    return value
+
+
+ActionUrl = Annotated[_text(500, description="Where the task is done (http:// or https://), or empty."),
+                      AfterValidator(_http_url)]
+TaskSlug = _text(64, required=True, pattern=(
+    r"^[a-z0-9][a-z0-9-]*$", "Use lower-case letters, digits and hyphens, starting with a letter or digit."))
+DocumentKey = _text(64, pattern=(r"^[a-z0-9][a-z0-9-]*$", "A document key, e.g. service-terms."))
+TaskKind = _choice(TASK_KIND_NAMES)
+
+
+class ChecklistTaskCreate(Shape):
+    slug: TaskSlug
+    title: _text(200, required=True)
+    kind: TaskKind
+    required: bool
+    description: _text(2000) = ""
+    action_url: ActionUrl = ""
+    document: DocumentKey = Field("", description="A document key (a `terms` task needs one), or null.")
+
+
+class ChecklistTaskUpdate(Shape):
+    title: _text(200, required=True) = optional()
+    description: _text(2000) = optional()
+    required: bool = optional()
+    position: int = Field(None, ge=1, le=10_000, description="1-based; the other tasks are renumbered.")
+    action_url: ActionUrl = optional()
+    retired: bool = optional("A retired task leaves every checklist; false brings it back.")
+
+
 # --- what goes out -------------------------------------------------------------------------------
 
 
@@ -824,3 +862,26 @@ class ReminderQueued(Out):
     queued: Literal["reminder", "welcome"] = Field(
         description="`welcome`: the user never got in, so the welcome email goes again with a fresh credential; "
                     "`reminder`: the open required tasks with a link to the dashboard.")
+
+
+class ChecklistTask(Out):
+    slug: str
+    title: str
+    description: str
+    kind: str
+    required: bool
+    position: int = Field(description="1-based.")
+    action_url: str | None
+    document: str | None = Field(description="The document key of a `terms` task, else null.")
+    retired: bool
+
+    @classmethod
+    def of(cls, task: Any) -> ChecklistTask:
+        return cls(slug=task.slug, title=task.title, description=task.description or "", kind=task.kind,
+                   required=task.required, position=task.position, action_url=task.action_url or None,
+                   document=task.document_key, retired=task.retired_at is not None)
+
+
+class Checklist(Out):
+    role: str
+    tasks: list[ChecklistTask]

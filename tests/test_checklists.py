@@ -1,0 +1,183 @@
+"""The checklist editor (SPEC.md, "Checklist editor"): the service, its API routes and page."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from onboarding_app import checklists, feed
+from onboarding_app.errors import NotFound, SlugTaken, ValidationFailed
+from onboarding_app.extensions import db
+from onboarding_app.models import Contact, FeedEvent, OnboardingProgress, OnboardingTask
+
+from .conftest import parse
+from .test_tracker import CLIENT_REQUIRED, complete
+
+API = "/api/v1"
+CLIENT_SEEDED = ["set-password", "complete-profile", "accept-terms", "add-billing-contact",
+                 "book-kickoff-call", "invite-teammates"]
+NEW = {"slug": "security-review", "title": "Pass the security review", "kind": "manual", "required": True}
+
+
+def slugs(app, role: str = "client") -> list[str]:
+    with app.app_context():
+        return [t.slug for t in checklists.get_checklist(db.session, role).tasks]
+
+
+def positions(app, role: str = "client") -> list[int]:
+    with app.app_context():
+        return [t.position for t in checklists.get_checklist(db.session, role).tasks]
+
+
+def status_of(app, contact_id: int) -> str:
+    with app.app_context():
+        return db.session.get(Contact, contact_id).status
+
+
+def completed_events(app, user_id: int) -> int:
+    with app.app_context():
+        return db.session.execute(select(func.count()).select_from(FeedEvent).where(
+            FeedEvent.type == feed.EVENT_COMPLETED, FeedEvent.user_id == user_id)).scalar_one()
+
+
+def open_rows(app, user_id: int, slug: str) -> list[int]:
+    with app.app_context():
+        return list(db.session.execute(
+            select(OnboardingProgress.completed).join(OnboardingTask)
+            .where(OnboardingProgress.user_id == user_id, OnboardingTask.slug == slug)).scalars())
+
+
+# --- the service ------------------------------------------------------------------------------
+
+
+def test_the_seeded_checklist_in_order_1_based(app):
+    assert slugs(app) == CLIENT_SEEDED
+    assert positions(app) == list(range(1, 7))
+    with app.app_context():
+        with pytest.raises(NotFound):
+            checklists.get_checklist(db.session, "staff")
+
+
+def test_adding_a_task_appends_it(app):
+    with app.app_context():
+        task = checklists.add_task(db.session, "client", {**NEW, "description": "Ask security.",
+                                                          "action_url": "https://example.com/review"})
+        assert (task.position, task.kind, task.required, task.action_url) == (7, "manual", True, "https://example.com/review")
+    assert slugs(app)[-1] == "security-review"
+    assert "security-review" not in slugs(app, "partner")
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"kind": "dance"}, "kind"),
+    ({"title": "   "}, "title"),
+    ({"action_url": "javascript:alert(1)"}, "action_url"),
+    ({"action_url": "ftp://example.com/x"}, "action_url"),
+    ({"slug": "Not A Slug"}, "slug"),
+    ({"kind": "terms"}, "document"),
+    ({"kind": "terms", "document": "no-such-document"}, "document"),
+    ({"document": "service-terms"}, "document"),
+])
+def test_a_bad_task_is_refused_and_nothing_changes(app, change, field):
+    with app.app_context():
+        with pytest.raises(ValidationFailed) as refused:
+            checklists.add_task(db.session, "client", {**NEW, **change})
+        assert field in refused.value.fields
+    assert slugs(app) == CLIENT_SEEDED
+
+
+def test_a_terms_task_names_an_existing_document(app):
+    with app.app_context():
+        task = checklists.add_task(db.session, "partner", {**NEW, "kind": "terms", "document": "service-terms"})
+        assert task.document_key == "service-terms"
+
+
+def test_a_taken_slug_is_a_conflict(app):
+    with app.app_context():
+        with pytest.raises(SlugTaken):
+            checklists.add_task(db.session, "client", {**NEW, "slug": "accept-terms"})
+    assert slugs(app) == CLIENT_SEEDED
+
+
+def test_moving_a_task_renumbers_the_rest(app):
+    with app.app_context():
+        checklists.update_task(db.session, "client", "invite-teammates", {"position": 1})
+    assert slugs(app) == ["invite-teammates", *CLIENT_SEEDED[:5]]
+    assert positions(app) == list(range(1, 7))
+    with app.app_context():
+        checklists.update_task(db.session, "client", "invite-teammates", {"position": 6})
+        checklists.update_task(db.session, "client", "set-password", {"position": 3})
+    assert slugs(app) == ["complete-profile", "accept-terms", "set-password", "add-billing-contact",
+                          "book-kickoff-call", "invite-teammates"]
+
+
+@pytest.mark.parametrize("change", [{"position": 0}, {"position": 7}, {"title": ""}, {"action_url": "mailto:x@y.z"},
+                                    {"required": None}, {"colour": "red"}])
+def test_a_bad_update_is_refused_and_nothing_changes(app, change):
+    with app.app_context():
+        with pytest.raises(ValidationFailed):
+            checklists.update_task(db.session, "client", "accept-terms", change)
+    assert slugs(app) == CLIENT_SEEDED
+
+
+def test_updating_an_unknown_task_is_not_found(app):
+    with app.app_context():
+        with pytest.raises(NotFound):
+            checklists.update_task(db.session, "client", "sign-partner-agreement", {"title": "x"})
+
+
+def test_a_required_task_added_later_opens_a_row_for_onboarding_accounts_only(app, make):
+    _, onboarding_id = make.provisioned()
+    active_contact, active_id = make.provisioned()
+    complete(app, active_id, *CLIENT_REQUIRED)
+    assert status_of(app, active_contact) == "ACTIVE"
+    _, partner_id = make.provisioned(role="partner")
+    with app.app_context():
+        checklists.add_task(db.session, "client", NEW)
+    assert open_rows(app, onboarding_id, "security-review") == [0]
+    assert open_rows(app, active_id, "security-review") == []
+    assert open_rows(app, partner_id, "security-review") == []
+    assert status_of(app, active_contact) == "ACTIVE"
+
+
+def test_an_optional_task_added_later_opens_no_row(app, make):
+    _, user_id = make.provisioned()
+    with app.app_context():
+        checklists.add_task(db.session, "client", {**NEW, "required": False})
+    assert open_rows(app, user_id, "security-review") == []
+
+
+def test_retiring_a_blocking_task_completes_those_it_was_blocking_once(app, make):
+    blocked_contact, blocked_id = make.provisioned()
+    complete(app, blocked_id, "set-password", "complete-profile", "accept-terms")
+    other_contact, other_id = make.provisioned()  # still has other required tasks open
+    with app.app_context():
+        task = checklists.update_task(db.session, "client", "add-billing-contact", {"retired": True})
+        assert task.retired_at is not None
+    assert status_of(app, blocked_contact) == "ACTIVE"
+    assert completed_events(app, blocked_id) == 1
+    assert status_of(app, other_contact) == "ONBOARDING"
+    with app.app_context():  # retiring again changes nothing and completes no one twice
+        checklists.update_task(db.session, "client", "add-billing-contact", {"retired": True})
+    assert completed_events(app, blocked_id) == 1
+    assert "add-billing-contact" in slugs(app)  # the editor still lists it, flagged
+
+
+def test_a_task_made_optional_completes_those_it_was_blocking(app, make):
+    contact_id, user_id = make.provisioned()
+    complete(app, user_id, "set-password", "complete-profile", "accept-terms")
+    with app.app_context():
+        checklists.update_task(db.session, "client", "add-billing-contact", {"required": False})
+    assert status_of(app, contact_id) == "ACTIVE"
+    assert completed_events(app, user_id) == 1
+
+
+def test_bringing_back_a_required_task_reopens_rows_for_onboarding_accounts(app, make):
+    with app.app_context():
+        checklists.add_task(db.session, "client", {**NEW, "required": False})
+        checklists.update_task(db.session, "client", "security-review", {"retired": True})
+    _, user_id = make.provisioned()  # provisioned while retired: no row for it
+    assert open_rows(app, user_id, "security-review") == []
+    with app.app_context():
+        checklists.update_task(db.session, "client", "security-review", {"retired": False, "required": True,
+                                                                         "title": "Security review"})
+    assert open_rows(app, user_id, "security-review") == [0]
