@@ -206,6 +206,8 @@ PATH_RULES: dict[str, TypeAdapter] = {
         pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="A task of the caller's checklist, e.g. `accept-terms`.")]),
     "key": TypeAdapter(Annotated[str, Field(
         pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="A document's key, e.g. `service-terms`.")]),
+    "role": TypeAdapter(Annotated[str, Field(
+        pattern=r"^(client|partner)$", description="The checklist's role: `client` or `partner`.")]),
     "file_id": TypeAdapter(Annotated[int, Field(ge=1, le=MAX_ID, description="An uploaded file's id.")]),
 }
 
@@ -476,7 +478,7 @@ ActionUrl = Annotated[_text(500, description="Where the task is done (http:// or
                       AfterValidator(_http_url)]
 TaskSlug = _text(64, required=True, pattern=(
     r"^[a-z0-9][a-z0-9-]*$", "Use lower-case letters, digits and hyphens, starting with a letter or digit."))
-DocumentKey = _text(64, pattern=(r"^[a-z0-9][a-z0-9-]*$", "A document key, e.g. service-terms."))
+DocumentKey = _text(64, pattern=(r"^([a-z0-9][a-z0-9-]*)?$", "A document key, e.g. service-terms."))
 TaskKind = _choice(TASK_KIND_NAMES)
 
 

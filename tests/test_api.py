@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from onboarding_app import accounts, contacts, webhooks
 from onboarding_app.extensions import db
 from onboarding_app.models import (
-    ApiToken, Contact, FeedEvent, OnboardingProgress, OutboundEmail, User, WebhookEndpoint,
+    ApiToken, Contact, FeedEvent, OnboardingProgress, OnboardingTask, OutboundEmail, User, WebhookEndpoint,
 )
 
 from . import answers
@@ -38,6 +38,7 @@ STAFF_ROUTES = [
     ("POST", "/crm/contacts/{contact_id}/remind", None),
     ("GET", "/onboarding/accounts", None),
     ("GET", "/onboarding/funnel", None),
+    ("GET", "/checklists/client", None),
 ]
 # These act on an account: the matrix gives them a provisioned contact.
 ACCOUNT_ROUTES = ("/resend-welcome", "/remind")
@@ -54,6 +55,9 @@ ADMIN_ROUTES = [
     ("GET", "/webhooks/{endpoint_id}/deliveries", None),
     ("POST", "/webhooks/{endpoint_id}/test", None),
     ("DELETE", "/webhooks/{endpoint_id}", None),
+    ("POST", "/checklists/client/tasks", {"slug": "security-review", "title": "Security review", "kind": "manual",
+                                          "required": True}),
+    ("PATCH", "/checklists/client/tasks/accept-terms", {"position": 1}),
 ]
 # Admins only (tests/test_task_kinds.py covers who may publish), and the owner-or-staff
 # download (tests/test_task_kinds.py): here for the credentials matrix.
@@ -120,7 +124,8 @@ def snapshot(app) -> dict:
     with app.app_context():
         counts = {
             model.__tablename__: db.session.scalar(select(func.count()).select_from(model))
-            for model in (Contact, User, FeedEvent, OutboundEmail, OnboardingProgress, ApiToken, WebhookEndpoint)
+            for model in (Contact, User, FeedEvent, OutboundEmail, OnboardingProgress, ApiToken, WebhookEndpoint,
+                          OnboardingTask)
         }
         rows = db.session.execute(
             select(Contact.id, Contact.name, Contact.email, Contact.company, Contact.phone, Contact.role,
@@ -132,7 +137,11 @@ def snapshot(app) -> dict:
         done = db.session.execute(
             select(OnboardingProgress.id, OnboardingProgress.completed).order_by(OnboardingProgress.id)
         ).all()
-        return {"counts": counts, "contacts": rows, "users": users, "progress": done}
+        tasks = db.session.execute(
+            select(OnboardingTask.id, OnboardingTask.title, OnboardingTask.position, OnboardingTask.required,
+                   OnboardingTask.retired_at).order_by(OnboardingTask.id)
+        ).all()
+        return {"counts": counts, "contacts": rows, "users": users, "progress": done, "tasks": tasks}
 
 
 def assert_error(response, status: int, code: str | None = None) -> dict:
@@ -1080,6 +1089,8 @@ def test_route_tables_cover_every_api_rule(app):
     def pattern(path: str) -> str:
         path = re.sub(r"/onboarding/(complete|skip)/[a-z-]+$", r"/onboarding/\1/{slug}", path)
         path = re.sub(r"/documents/[a-z-]+", "/documents/{key}", path)
+        path = re.sub(r"/checklists/[a-z]+", "/checklists/{role}", path)
+        path = re.sub(r"/tasks/[a-z-]+$", "/tasks/{slug}", path)
         return re.sub(r"/files/1$", "/files/{file_id}", path)
 
     tabled = {(m, API + pattern(p)) for m, p, _ in ALL_ROUTES}

@@ -181,3 +181,70 @@ def test_bringing_back_a_required_task_reopens_rows_for_onboarding_accounts(app,
         checklists.update_task(db.session, "client", "security-review", {"retired": False, "required": True,
                                                                          "title": "Security review"})
     assert open_rows(app, user_id, "security-review") == [0]
+
+
+# --- the API ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_api(client, app, make):
+    from .test_api import Api, token_for
+
+    make.user("admin", email="root@example.com")
+    return Api(client, token_for(app, "root@example.com"))
+
+
+@pytest.fixture
+def staff_api(client, app, make):
+    from .test_api import Api, token_for
+
+    make.user("staff", email="plain@example.com")
+    return Api(client, token_for(app, "plain@example.com"))
+
+
+def test_api_lists_a_checklist_for_staff(staff_api):
+    body = staff_api.get("/checklists/partner").get_json()
+    assert body["role"] == "partner"
+    terms = body["tasks"][1]
+    assert terms == {"slug": "sign-partner-agreement", "title": "Sign the partner agreement", "description": terms["description"],
+                     "kind": "terms", "required": True, "position": 2, "action_url": None,
+                     "document": "partner-agreement", "retired": False}
+    assert staff_api.get("/checklists/staff").status_code == 404
+
+
+def test_api_adds_moves_and_retires_a_task(admin_api, app):
+    created = admin_api.post("/checklists/client/tasks", {**NEW, "action_url": "https://example.com/r"})
+    assert created.status_code == 201
+    assert created.get_json()["position"] == 7 and created.get_json()["document"] is None
+    assert admin_api.post("/checklists/client/tasks", NEW).get_json()["error"]["code"] == "slug_taken"
+    moved = admin_api("PATCH", "/checklists/client/tasks/security-review", {"position": 2})
+    assert moved.status_code == 200 and moved.get_json()["position"] == 2
+    assert slugs(app)[:3] == ["set-password", "security-review", "complete-profile"]
+    retired = admin_api("PATCH", "/checklists/client/tasks/security-review", {"retired": True})
+    assert retired.get_json()["retired"] is True
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), [
+    ("POST", "/checklists/client/tasks", {**NEW, "kind": "dance"}, 422),
+    ("POST", "/checklists/client/tasks", {**NEW, "title": ""}, 422),
+    ("POST", "/checklists/client/tasks", {**NEW, "action_url": "javascript:alert(1)"}, 422),
+    ("POST", "/checklists/staff/tasks", NEW, 404),
+    ("PATCH", "/checklists/client/tasks/accept-terms", {"position": 99}, 422),
+    ("PATCH", "/checklists/client/tasks/no-such-task", {"title": "x"}, 404),
+    ("PATCH", "/checklists/client/tasks/Bad_Slug", {"title": "x"}, 404),
+])
+def test_api_refusals_change_nothing(admin_api, app, method, path, body, status):
+    from .test_api import assert_error, snapshot
+
+    before = snapshot(app)
+    assert_error(admin_api(method, path, body), status)
+    assert snapshot(app) == before
+
+
+def test_api_staff_may_not_edit(staff_api, app):
+    from .test_api import assert_error, snapshot
+
+    before = snapshot(app)
+    assert_error(staff_api.post("/checklists/client/tasks", NEW), 403, "forbidden")
+    assert_error(staff_api("PATCH", "/checklists/client/tasks/accept-terms", {"retired": True}), 403, "forbidden")
+    assert snapshot(app) == before

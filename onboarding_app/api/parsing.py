@@ -89,3 +89,16 @@ def answers() -> dict[str, Any] | None:
 def request_meta() -> RequestMeta:
     """Who sent this request: the client's address (as ``TRUSTED_PROXIES`` allows) and agent."""
     return RequestMeta(ip=request.remote_addr, user_agent=request.user_agent.string or None)
+
+
+def checklist_role(value: str) -> str:
+    if not fits_path("role", value):
+        raise NotFound("There is no such checklist.")
+    return value
+
+
+def checklist_slug(slug: str) -> str:
+    """A task slug in a checklist; anything else cannot be one, so it is unknown."""
+    if not fits_path("slug", slug):
+        raise NotFound("There is no such task in this checklist.", slug=slug[:64])
+    return slug

@@ -11,7 +11,7 @@ from io import BytesIO
 
 from flask import Blueprint, current_app, send_file, url_for
 
-from .. import checklist, contacts, documents, feed, provisioning, reminders, schemas, tracker, uploads, webhooks
+from .. import checklist, checklists, contacts, documents, feed, provisioning, reminders, schemas, tracker, uploads, webhooks
 from ..extensions import csrf, db, limiter
 from ..models import utcnow
 from . import errors, parsing
@@ -274,6 +274,49 @@ def publish_document(user, key: str, json: schemas.DocumentVersionCreate):
     yet must accept this one."""
     document = documents.publish(db.session, parsing.document_key(key), json, actor_id=user.id)
     return schemas.DocumentVersion(key=document.key, version=document.version), 201
+
+
+CHECKLIST = "/checklists/<role>"
+
+
+@bp.get(CHECKLIST)
+@staff_only
+@operation(404, tags=("checklists",), HTTP_200=(schemas.Checklist, "Every task of the role, retired ones flagged."))
+def get_checklist(user, role: str):
+    """A role's checklist as the editor shows it, in order (positions are 1-based).
+
+    Staff and admins."""
+    found = checklists.get_checklist(db.session, parsing.checklist_role(role))
+    return schemas.Checklist(role=found.role, tasks=[schemas.ChecklistTask.of(t) for t in found.tasks])
+
+
+@bp.post(f"{CHECKLIST}/tasks")
+@admin_only
+@operation(
+    400, 404, 413, 422, tags=("checklists",),
+    HTTP_201=(schemas.ChecklistTask, "The task, last in the checklist."),
+    HTTP_409=(schemas.Error, "The checklist has a task with this slug (retired ones too). Code: `slug_taken`."),
+)
+def add_checklist_task(user, role: str, json: schemas.ChecklistTaskCreate):
+    """Add a task at the end of a checklist (409 `slug_taken` when the role has that slug).
+
+    Admins only. A required task gives every account of the role still in ONBOARDING a new
+    open task; ACTIVE accounts stay ACTIVE."""
+    task = checklists.add_task(db.session, parsing.checklist_role(role), json, actor_id=user.id)
+    return schemas.ChecklistTask.of(task), 201
+
+
+@bp.patch(f"{CHECKLIST}/tasks/<slug>")
+@admin_only
+@operation(400, 404, 413, 422, tags=("checklists",), HTTP_200=(schemas.ChecklistTask, "The task as it now is."))
+def update_checklist_task(user, role: str, slug: str, json: schemas.ChecklistTaskUpdate):
+    """Change a task, move it (`position`, 1-based: the rest are renumbered) or retire it.
+
+    Admins only. A task that stops blocking (retired, or no longer required) completes the
+    onboarding of every account it was the last one open for."""
+    task = checklists.update_task(db.session, parsing.checklist_role(role), parsing.checklist_slug(slug), json,
+                                  actor_id=user.id)
+    return schemas.ChecklistTask.of(task)
 
 
 @bp.get("/feed")
