@@ -248,3 +248,83 @@ def test_api_staff_may_not_edit(staff_api, app):
     assert_error(staff_api.post("/checklists/client/tasks", NEW), 403, "forbidden")
     assert_error(staff_api("PATCH", "/checklists/client/tasks/accept-terms", {"retired": True}), 403, "forbidden")
     assert snapshot(app) == before
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin(make, auth):
+    user_id = make.user("admin", email="ann@example.com", name="Ann Admin")
+    assert auth.login("ann@example.com").status_code == 302
+    return user_id
+
+
+def htmx_post(client, auth, path, data):
+    token = auth.csrf("/crm/checklists/client")
+    return client.post(path, data={**data, "csrf_token": token}, headers={"HX-Request": "true"})
+
+
+def row_slugs(html) -> list[str]:
+    return [row.attributes["data-slug"] for row in html.all("tr.checklist-task")]
+
+
+def test_staff_see_the_checklist_read_only(client, staff):
+    response = client.get("/crm/checklists/partner")
+    assert response.status_code == 200
+    html = parse(response)
+    assert row_slugs(html) == ["set-password", "sign-partner-agreement", "upload-tax-form", "complete-profile",
+                               "partner-portal-tour"]
+    assert not html.has("#add-task") and not html.has("button.retire")
+    assert client.get("/crm/checklists/nobody").status_code == 404
+
+
+def test_the_tracker_links_to_the_checklists(client, staff):
+    html = parse(client.get("/crm/onboarding"))
+    links = [a.attributes["href"] for a in html.all(".checklist-links a")]
+    assert links == ["/crm/checklists/client", "/crm/checklists/partner"]
+
+
+def test_staff_cannot_edit_and_nothing_changes(client, auth, staff, app):
+    before = slugs(app)
+    assert htmx_post(client, auth, "/crm/checklists/client/tasks", {**NEW, "required": "on"}).status_code == 403
+    assert htmx_post(client, auth, "/crm/checklists/client/tasks/accept-terms/move", {"position": "1"}).status_code == 403
+    assert htmx_post(client, auth, "/crm/checklists/client/tasks/accept-terms/retire", {"retired": "true"}).status_code == 403
+    assert slugs(app) == before
+
+
+def test_an_admin_adds_moves_and_retires_through_htmx(client, auth, admin, app):
+    page = parse(client.get("/crm/checklists/client"))
+    assert page.has("#add-task") and page.has("#add-task [name=csrf_token]")
+    added = htmx_post(client, auth, "/crm/checklists/client/tasks",
+                      {"title": "Security review", "slug": "security-review", "kind": "manual", "required": "on"})
+    assert added.status_code == 201 and "HX-Trigger-After-Settle" in added.headers
+    assert row_slugs(parse(added))[-1] == "security-review"
+    moved = htmx_post(client, auth, "/crm/checklists/client/tasks/security-review/move", {"position": "6"})
+    assert moved.status_code == 200
+    assert row_slugs(parse(moved))[5:] == ["security-review", "invite-teammates"]
+    retired = htmx_post(client, auth, "/crm/checklists/client/tasks/security-review/retire", {"retired": "true"})
+    html = parse(retired)
+    assert html.text("#task-row-security-review .state") == "Retired" and html.has("#task-row-security-review button.restore")
+    assert "retired" in html.text("#checklist-message")
+
+
+def test_an_invalid_task_shows_its_errors_next_to_the_fields(client, auth, admin, app):
+    response = htmx_post(client, auth, "/crm/checklists/client/tasks",
+                         {"title": "", "slug": "x", "kind": "manual", "action_url": "javascript:alert(1)"})
+    assert response.status_code == 422
+    html = parse(response)
+    assert html.field_error("task-title") and html.field_error("task-action_url")
+    taken = htmx_post(client, auth, "/crm/checklists/client/tasks", {"title": "T", "slug": "accept-terms", "kind": "manual"})
+    assert taken.status_code == 409 and "already has" in parse(taken).field_error("task-slug")
+    assert slugs(app) == CLIENT_SEEDED
+    assert htmx_post(client, auth, "/crm/checklists/client/tasks/accept-terms/move", {"position": "0"}).status_code == 422
+    assert htmx_post(client, auth, "/crm/checklists/client/tasks/nothing/move", {"position": "1"}).status_code == 404
+    assert slugs(app) == CLIENT_SEEDED
+
+
+def test_a_plain_post_redirects_back(client, auth, admin, app):
+    token = auth.csrf("/crm/checklists/client")
+    response = client.post("/crm/checklists/client/tasks/invite-teammates/move", data={"position": "1", "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/crm/checklists/client")
+    assert slugs(app)[0] == "invite-teammates"

@@ -423,3 +423,4 @@ def tracker_resend_welcome(contact_id: int):
 
 
 from . import webhook_views  # noqa: E402,F401  (the /crm/webhooks routes, on this blueprint)
+from . import checklist_views  # noqa: E402,F401  (the /crm/checklists routes)

@@ -1,0 +1,96 @@
+"""The checklist editor (``/crm/checklists/<role>``): staff look, admins add a task, move one
+up or down and retire or bring one back. Each view calls one function of ``checklists`` and
+answers htmx with the editor (``crm/_checklist.html``), a plain post with a redirect."""
+
+from __future__ import annotations
+
+from flask import abort, render_template, request, url_for
+from flask_login import current_user
+
+from .. import checklists
+from ..auth.decorators import admin_required, staff_required
+from ..errors import DomainError, NotFound, ValidationFailed
+from ..extensions import db
+from ..http_errors import status_for
+from ..models import ACCOUNT_ROLES, TASK_KIND_NAMES
+from ..web import respond
+from .views import bp
+
+EMPTY = {"slug": "", "title": "", "kind": "manual", "required": True, "description": "", "action_url": "", "document": ""}
+
+
+def _context(role: str, **context) -> dict:
+    try:
+        found = checklists.get_checklist(db.session, role)
+    except NotFound:
+        abort(404)
+    context.setdefault("values", EMPTY)
+    context.setdefault("field_errors", {})
+    return {"checklist": found, "task_kinds": TASK_KIND_NAMES, "account_roles": ACCOUNT_ROLES,
+            "can_edit": current_user.role == "admin", **context}
+
+
+def _answer(role: str, *, status: int = 200, notice: str | None = None, error: str | None = None,
+            focus: str | None = None, **context):
+    return respond(
+        "crm/_checklist.html", redirect_to=url_for(".checklist_editor", role=role), status=status,
+        message=(error, "error") if error else (notice, "success") if notice else None,
+        announce=error or notice, focus=focus, **_context(role, notice=notice, error=error, **context),
+    )
+
+
+@bp.get("/checklists/<role>")
+@staff_required
+def checklist_editor(role: str):
+    return render_template("crm/checklist.html", **_context(role))
+
+
+@bp.post("/checklists/<role>/tasks")
+@admin_required
+def add_checklist_task(role: str):
+    form = request.form
+    values = {"slug": form.get("slug", ""), "title": form.get("title", ""), "kind": form.get("kind", ""),
+              "required": form.get("required") == "on", "description": form.get("description", ""),
+              "action_url": form.get("action_url", ""), "document": form.get("document", "")}
+    try:
+        task = checklists.add_task(db.session, role, values, actor_id=current_user.id)
+    except ValidationFailed as exc:
+        if role not in ACCOUNT_ROLES:
+            abort(404)
+        first = next(iter(exc.fields), "title")
+        return _answer(role, status=422, error=" ".join(exc.fields.values()), values=values,
+                       field_errors=exc.fields, focus=f"#task-{first}")
+    except DomainError as exc:  # SlugTaken, NotFound
+        if role not in ACCOUNT_ROLES:
+            abort(404)
+        return _answer(role, status=status_for(exc), error=exc.message, values=values,
+                       field_errors={"slug": exc.message}, focus="#task-slug")
+    return _answer(role, status=201, notice=f"Added “{task.title}” at position {task.position}.",
+                   focus="#checklist-tasks")
+
+
+def _change(role: str, slug: str, change: dict, notice) -> object:
+    try:
+        task = checklists.update_task(db.session, role, slug, change, actor_id=current_user.id)
+    except NotFound:
+        abort(404)
+    except DomainError as exc:
+        return _answer(role, status=status_for(exc), error=" ".join(getattr(exc, "fields", {}).values()) or exc.message,
+                       focus="#checklist-tasks")
+    return _answer(role, notice=notice(task), focus=f"#task-row-{task.slug}")
+
+
+@bp.post("/checklists/<role>/tasks/<slug>/move")
+@admin_required
+def move_checklist_task(role: str, slug: str):
+    position = request.form.get("position", "")
+    return _change(role, slug, {"position": int(position) if position.isdigit() else position},
+                   lambda task: f"“{task.title}” is now at position {task.position}.")
+
+
+@bp.post("/checklists/<role>/tasks/<slug>/retire")
+@admin_required
+def retire_checklist_task(role: str, slug: str):
+    retired = request.form.get("retired") != "false"
+    return _change(role, slug, {"retired": retired},
+                   lambda task: f"“{task.title}” is {'retired' if retired else 'back in the checklist'}.")
