@@ -328,3 +328,26 @@ def test_a_plain_post_redirects_back(client, auth, admin, app):
     response = client.post("/crm/checklists/client/tasks/invite-teammates/move", data={"position": "1", "csrf_token": token})
     assert response.status_code == 302 and response.headers["Location"].endswith("/crm/checklists/client")
     assert slugs(app)[0] == "invite-teammates"
+
+
+def test_the_editor_page_and_a_move_take_a_bounded_number_of_queries(app, client, auth, admin, make):
+    from .test_query_budget import StatementCounter
+
+    for _ in range(3):
+        make.provisioned()
+    counter = StatementCounter(app)
+    try:
+        client.get("/crm/checklists/client")  # warm up
+        n, response = counter.run(lambda: client.get("/crm/checklists/client"))
+        assert response.status_code == 200 and n <= 4, counter.statements
+        with app.app_context():
+            for i in range(10):  # a longer checklist costs no more
+                checklists.add_task(db.session, "client", {**NEW, "slug": f"extra-{i}", "required": False})
+        assert counter.run(lambda: client.get("/crm/checklists/client"))[0] == n
+        token = auth.csrf("/crm/checklists/client")
+        moved, response = counter.run(lambda: client.post(
+            "/crm/checklists/client/tasks/extra-9/move", data={"position": "1", "csrf_token": token},
+            headers={"HX-Request": "true"}))
+        assert response.status_code == 200 and moved <= 12, counter.statements
+    finally:
+        counter.close()

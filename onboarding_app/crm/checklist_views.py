@@ -84,7 +84,7 @@ def _change(role: str, slug: str, change: dict, notice) -> object:
 @admin_required
 def move_checklist_task(role: str, slug: str):
     position = request.form.get("position", "")
-    return _change(role, slug, {"position": int(position) if position.isdigit() else position},
+    return _change(role, slug, {"position": int(position) if position.isascii() and position.isdigit() else position},
                    lambda task: f"“{task.title}” is now at position {task.position}.")
 
 
