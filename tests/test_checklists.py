@@ -351,3 +351,47 @@ def test_the_editor_page_and_a_move_take_a_bounded_number_of_queries(app, client
         assert response.status_code == 200 and moved <= 12, counter.statements
     finally:
         counter.close()
+
+
+# --- publishing a document version from the editor ------------------------------------------------
+
+
+def test_admin_previews_then_publishes_a_new_terms_version(app, make, client, auth):
+    from onboarding_app import documents as documents_service
+
+    from .conftest import parse
+
+    make.user("admin", email="root@example.com")
+    auth.login("root@example.com")
+    page = parse(client.get("/crm/checklists/client"))
+    link = page.one('a[href="/crm/checklists/client/documents/service-terms"]')
+    assert link.text(strip=True) == "Publish a new version"
+    form_page = parse(client.get(link.attributes["href"]))
+    token = form_page.attr('#main input[name="csrf_token"]', "value")
+    body = "# Terms v2\n\nBe nice.\n\n<script>alert(1)</script> [x](javascript:alert(1))"
+    preview = client.post("/crm/checklists/client/documents/service-terms",
+                          data={"csrf_token": token, "title": "Service terms", "body_markdown": body, "action": "preview"})
+    shown = parse(preview)
+    assert preview.status_code == 200 and "Be nice." in shown.text("#document-preview")
+    assert not shown.has("#document-preview script") and not shown.has('#document-preview a[href^="javascript"]')
+    with app.app_context():
+        assert documents_service.current(db.session, "service-terms").version == 1  # a preview publishes nothing
+
+    refused = client.post("/crm/checklists/client/documents/service-terms",
+                          data={"csrf_token": token, "title": "", "body_markdown": body, "action": "publish"})
+    assert refused.status_code == 422 and parse(refused).has("#document-title-error")
+    published = client.post("/crm/checklists/client/documents/service-terms",
+                            data={"csrf_token": token, "title": "Service terms", "body_markdown": body, "action": "publish"})
+    assert published.status_code == 302
+    with app.app_context():
+        assert documents_service.current(db.session, "service-terms").version == 2
+
+
+def test_staff_cannot_publish_a_document(app, make, client, auth):
+    make.user("staff", email="sam@example.com")
+    auth.login("sam@example.com")
+    assert client.get("/crm/checklists/client/documents/service-terms").status_code == 403
+    token = auth.csrf("/dashboard")
+    response = client.post("/crm/checklists/client/documents/service-terms",
+                           data={"csrf_token": token, "title": "X", "body_markdown": "Y", "action": "publish"})
+    assert response.status_code == 403

@@ -4,10 +4,10 @@ answers htmx with the editor (``crm/_checklist.html``), a plain post with a redi
 
 from __future__ import annotations
 
-from flask import abort, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import checklists
+from .. import checklists, documents
 from ..auth.decorators import admin_required, staff_required
 from ..errors import DomainError, NotFound, ValidationFailed
 from ..extensions import db
@@ -42,7 +42,7 @@ def _answer(role: str, *, status: int = 200, notice: str | None = None, error: s
 @bp.get("/checklists/<role>")
 @staff_required
 def checklist_editor(role: str):
-    return render_template("crm/checklist.html", **_context(role))
+    return render_template("crm/checklist.html", **_context(role, documents=_documents(role)))
 
 
 @bp.post("/checklists/<role>/tasks")
@@ -94,3 +94,42 @@ def retire_checklist_task(role: str, slug: str):
     retired = request.form.get("retired") != "false"
     return _change(role, slug, {"retired": retired},
                    lambda task: f"“{task.title}” is {'retired' if retired else 'back in the checklist'}.")
+
+
+# --- documents the checklist's terms tasks point to: publish a new version, previewed first ---
+
+
+def _documents(role: str) -> list:
+    """The current version of each document a task of ``role`` names."""
+    keys = sorted({t.document_key for t in checklists.get_checklist(db.session, role).tasks if t.document_key})
+    return [documents.current(db.session, key) for key in keys]
+
+
+@bp.get("/checklists/<role>/documents/<key>")
+@admin_required
+def document_form(role: str, key: str):
+    """The publish form of one document, filled with its current version."""
+    current = documents.current(db.session, key)
+    return render_template("crm/document_form.html", role=role, document=current,
+                           values={"title": current.title, "body_markdown": current.body_markdown},
+                           field_errors={}, preview=None)
+
+
+@bp.post("/checklists/<role>/documents/<key>")
+@admin_required
+def publish_document(role: str, key: str):
+    """"Preview" renders the markdown as users will see it (sanitized) and publishes nothing;
+    "Publish" makes it the next version. Refusals are shown next to their fields."""
+    current = documents.current(db.session, key)
+    values = {"title": request.form.get("title", ""), "body_markdown": request.form.get("body_markdown", "")}
+    if request.form.get("action") == "preview":
+        return render_template("crm/document_form.html", role=role, document=current, values=values,
+                               field_errors={}, preview=documents.render(values["body_markdown"]))
+    try:
+        published = documents.publish(db.session, key, values, actor_id=current_user.id)
+    except ValidationFailed as exc:
+        return render_template("crm/document_form.html", role=role, document=current, values=values,
+                               field_errors=exc.fields, preview=None), 422
+    flash(f"{published.title}: version {published.version} is published; users who have not accepted yet "
+          "will be asked to accept it.", "success")
+    return redirect(url_for(".checklist_editor", role=role))
