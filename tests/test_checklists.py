@@ -395,3 +395,31 @@ def test_staff_cannot_publish_a_document(app, make, client, auth):
     response = client.post("/crm/checklists/client/documents/service-terms",
                            data={"csrf_token": token, "title": "X", "body_markdown": "Y", "action": "publish"})
     assert response.status_code == 403
+
+
+def test_admin_edits_a_task_on_its_page_with_errors_next_to_fields(app, make, client, auth):
+    make.user("admin", email="root@example.com")
+    auth.login("root@example.com")
+    editor = parse(client.get("/crm/checklists/client"))
+    edit_url = editor.attr('a[aria-label="Edit Book your kickoff call"]', "href")
+    page = parse(client.get(edit_url))
+    token = page.attr('#main input[name="csrf_token"]', "value")
+    assert page.attr("#edit-title", "value") == "Book your kickoff call"
+
+    refused = client.post(edit_url, data={"csrf_token": token, "title": "", "description": "x",
+                                          "action_url": "ftp://nope"})
+    form = parse(refused)
+    assert refused.status_code == 422 and form.has("#edit-title-error") and form.has("#edit-action_url-error")
+    with app.app_context():
+        task = db.session.execute(select(OnboardingTask).where(OnboardingTask.slug == "book-kickoff-call",
+                                                                OnboardingTask.role == "client")).scalar_one()
+        assert task.title == "Book your kickoff call"  # nothing saved
+
+    saved = client.post(edit_url, data={"csrf_token": token, "title": "Book the kickoff call",
+                                        "description": "30 minutes with us.", "action_url": "https://cal.example.com/x"})
+    assert saved.status_code == 302
+    with app.app_context():
+        task = db.session.execute(select(OnboardingTask).where(OnboardingTask.slug == "book-kickoff-call",
+                                                                OnboardingTask.role == "client")).scalar_one()
+        assert (task.title, task.action_url, task.required) == ("Book the kickoff call", "https://cal.example.com/x", False)
+    assert client.get("/crm/checklists/client/tasks/no-such-task/edit").status_code == 404

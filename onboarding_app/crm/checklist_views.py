@@ -96,6 +96,33 @@ def retire_checklist_task(role: str, slug: str):
                    lambda task: f"“{task.title}” is {'retired' if retired else 'back in the checklist'}.")
 
 
+@bp.route("/checklists/<role>/tasks/<slug>/edit", methods=["GET", "POST"])
+@admin_required
+def edit_checklist_task(role: str, slug: str):
+    """Edit a task's title, description, required flag and action URL (the same rules as
+    the API's PATCH); refusals next to their fields, a save goes back to the editor."""
+    try:
+        task = next(t for t in checklists.get_checklist(db.session, role).tasks if t.slug == slug)
+    except (NotFound, StopIteration):
+        abort(404)
+    values = {"title": task.title, "description": task.description, "required": task.required,
+              "action_url": task.action_url or ""}
+    field_errors: dict[str, str] = {}
+    if request.method == "POST":
+        form = request.form
+        values = {"title": form.get("title", ""), "description": form.get("description", ""),
+                  "required": form.get("required") == "on", "action_url": form.get("action_url", "")}
+        try:
+            saved = checklists.update_task(db.session, role, slug, values, actor_id=current_user.id)
+        except ValidationFailed as exc:
+            field_errors = exc.fields
+        else:
+            flash(f"“{saved.title}” was saved.", "success")
+            return redirect(url_for(".checklist_editor", role=role) + f"#task-row-{slug}")
+    return render_template("crm/checklist_task_form.html", role=role, task=task, values=values,
+                           field_errors=field_errors), 422 if field_errors else 200
+
+
 # --- documents the checklist's terms tasks point to: publish a new version, previewed first ---
 
 
