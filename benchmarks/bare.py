@@ -17,9 +17,9 @@ def constant_body(size: int) -> bytes:
     return json.dumps({"padding": "x" * max(0, size - len(body))}, separators=(",", ":")).encode()
 
 
-def create_app() -> Flask:
+def create_app(body_bytes: int | None = None) -> Flask:
     app = Flask(__name__)
-    body = constant_body(int(os.environ.get("BENCH_BODY_BYTES", "600")))
+    body = constant_body(body_bytes if body_bytes is not None else int(os.environ.get("BENCH_BODY_BYTES", "600")))
 
     @app.get("/")
     def constant():

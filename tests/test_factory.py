@@ -203,3 +203,24 @@ def test_unknown_page_is_html_404(client):
     assert response.mimetype == "text/html"
     page = parse(response)
     assert page.is_document and page.text("main h1") == "Not found"
+
+
+def test_every_sqlite_connection_is_tuned(tmp_path):
+    """WAL, synchronous=NORMAL, a busy timeout and foreign keys on every connection the app
+    opens, not only the first (a pool opens more under load)."""
+    from onboarding_app.extensions import db
+
+    app = create_app({"APP_ENV": "test", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/tuned.sqlite3"})
+    with app.app_context():
+        connections = [db.engine.connect() for _ in range(2)]
+        try:
+            for conn in connections:
+                pragma = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar_one()
+                          for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")}
+                assert pragma == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 10000, "foreign_keys": 1}
+        finally:
+            for conn in connections:
+                conn.close()
+            db.engine.dispose()
+    # The write-ahead log is checkpointed and removed when the last connection closes.
+    assert not (tmp_path / "tuned.sqlite3-wal").exists()
