@@ -6,10 +6,11 @@ checklist and count for nothing; a skipped (optional) task counts neither way.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, true as sa_true
+from sqlalchemy import and_, bindparam, func, select, true as sa_true
 from sqlalchemy.orm import Session
 
 from .documents import current_version_query
@@ -109,17 +110,17 @@ def required_progress(session: Session, user_ids: list[int]) -> dict[int, Requir
     return {user_id: RequiredProgress(total, completed) for user_id, total, completed in rows}
 
 
-def onboarding_state(session: Session, user_id: int) -> OnboardingState:
-    """The user's checklist with each task's state, answers and (terms) current document, and
-    the contact's status, in one query (two when the user is not already in the session).
-    The counts come from the same rows."""
-    user = get_or_404(session, User, user_id)
-    contact = select(Contact.id, Contact.status).where(Contact.user_id == user.id).subquery()
-    rows = session.execute(
+@cache
+def _checklist_query():
+    """The checklist of one user (``user_id``, ``role``), built once: it runs on every
+    dashboard and API read, and building the statement cost about as much as running it."""
+    user_id = bindparam("user_id")
+    contact = select(Contact.id, Contact.status).where(Contact.user_id == user_id).subquery()
+    return (
         select(OnboardingTask, OnboardingProgress, Document, contact.c.id, contact.c.status)
         .outerjoin(
             OnboardingProgress,
-            and_(OnboardingProgress.task_id == OnboardingTask.id, OnboardingProgress.user_id == user.id),
+            and_(OnboardingProgress.task_id == OnboardingTask.id, OnboardingProgress.user_id == user_id),
         )
         .outerjoin(
             Document,
@@ -127,9 +128,17 @@ def onboarding_state(session: Session, user_id: int) -> OnboardingState:
                  Document.version == current_version_query(OnboardingTask.document_key)),
         )
         .outerjoin(contact, sa_true())
-        .where(OnboardingTask.role == user.role, live_tasks())
+        .where(OnboardingTask.role == bindparam("role"), live_tasks())
         .order_by(OnboardingTask.position, OnboardingTask.id)
-    ).all()
+    )
+
+
+def onboarding_state(session: Session, user_id: int) -> OnboardingState:
+    """The user's checklist with each task's state, answers and (terms) current document, and
+    the contact's status, in one query (two when the user is not already in the session).
+    The counts come from the same rows."""
+    user = get_or_404(session, User, user_id)
+    rows = session.execute(_checklist_query(), {"user_id": user.id, "role": user.role}).all()
     tasks = [
         TaskState(
             task=task,

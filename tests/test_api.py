@@ -1066,6 +1066,27 @@ def test_rate_limit_is_429_json_per_token(app, client, staff_token, make):
     assert Api(client, other).get("/feed").status_code == 200  # another token has its own budget
 
 
+def test_rate_limit_headers_count_down_with_one_storage_call_per_request(app, client, staff_token, monkeypatch):
+    from onboarding_app.extensions import limiter
+
+    app.config["API_RATE_LIMIT"] = "5 per minute"
+    calls = []
+    incr = limiter.storage.incr
+    monkeypatch.setattr(limiter.storage, "incr", lambda *a, **k: calls.append(a[0]) or incr(*a, **k))
+    api = Api(client, staff_token)
+    remaining = [api.get("/feed").headers["X-RateLimit-Remaining"] for _ in range(3)]
+    assert remaining == ["4", "3", "2"]
+    assert api.get("/feed").headers["X-RateLimit-Limit"] == "5"
+    assert len(calls) == 4 and len(set(calls)) == 1  # one counter, one increment per request
+
+
+def test_rate_limit_off_with_ratelimit_enabled_0(app, client, staff_token):
+    app.config["API_RATE_LIMIT"] = "1 per minute"
+    app.config["RATELIMIT_ENABLED"] = False
+    api = Api(client, staff_token)
+    assert [api.get("/feed").status_code for _ in range(3)] == [200, 200, 200]
+
+
 def test_unexpected_error_is_500_json_and_rolls_back(api, app, monkeypatch):
     def broken(session, **kwargs):
         session.add(Contact(name="Half", email="half@example.com"))

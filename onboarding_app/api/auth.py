@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Callable
 
-from flask import current_app, g, request
+from flask import g, request
 from flask_login import current_user
 
 from .. import accounts
@@ -62,20 +62,6 @@ def _resolve() -> Caller:
     if current_user.is_authenticated:
         return Caller(user=current_user._get_current_object(), via="session")
     return Caller(user=None, via=None)
-
-
-def rate_limit_key() -> str:
-    """Per token; else per signed-in user; else per address (bad tokens included)."""
-    who = caller()
-    if who.via == "bearer":
-        return f"token:{who.token_hash}"
-    if who.via == "session":
-        return f"user:{who.user.id}"
-    return f"addr:{request.remote_addr or 'unknown'}"
-
-
-def rate_limit_value() -> str:
-    return current_app.config["API_RATE_LIMIT"]
 
 
 def _authenticate(staff: bool, admin: bool = False) -> User:

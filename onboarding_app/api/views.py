@@ -12,17 +12,17 @@ from io import BytesIO
 from flask import Blueprint, current_app, send_file, url_for
 
 from .. import checklist, checklists, contacts, documents, feed, provisioning, reminders, schemas, tracker, uploads, webhooks
-from ..extensions import csrf, db, limiter
+from ..extensions import csrf, db
 from ..models import utcnow
-from . import errors, parsing
-from .auth import admin_only, rate_limit_key, rate_limit_value, signed_in, staff_only
+from . import errors, parsing, ratelimit
+from .auth import admin_only, signed_in, staff_only
 from .spec import document, operation
 
 bp = Blueprint("api", __name__)
 # The API authenticates bearer requests itself and checks CSRF for cookie-authenticated
 # unsafe requests itself (auth.py), so the global automatic check is off here.
 csrf.exempt(bp)
-limiter.shared_limit(rate_limit_value, scope="api", key_func=rate_limit_key)(bp)
+ratelimit.register(bp)  # API_RATE_LIMIT per token, user or address
 errors.register(bp)
 
 CONTACT = "/crm/contacts/<int:contact_id>"
