@@ -1,24 +1,21 @@
-"""Print the committed results (benchmarks/results/*.json) as the Markdown tables the README
-quotes: ``python -m benchmarks.report``."""
+"""Print the committed results (benchmarks/results/*.json) as the Markdown the README quotes:
+``python -m benchmarks.report`` (each database's table, then measured against target)."""
 
 import json
 import sys
 from pathlib import Path
 
-from .run import RESULTS, table
+from .run import RESULTS, markdown, summary
 
 
 def main(paths: list[str]) -> int:
     files = [Path(p) for p in paths] or sorted(RESULTS.glob("*.json"))
-    for path in files:
-        if path.name.endswith(".tmp.json"):
-            continue
-        result = json.loads(path.read_text())
-        print(f"**{result['database']}** ({result['date']}, commit {result['commit']}, "
-              f"{result['seconds']:.0f} s in all)\n")
-        print(table(result))
-        missed = [name for name, target in result["targets"].items() if not target["met"]]
-        print(f"\nTargets missed: {', '.join(missed) if missed else 'none'}\n")
+    results = [json.loads(path.read_text()) for path in files if not path.name.endswith(".tmp.json")]
+    results = [r for r in results if "load" in r]  # written by this version of benchmarks.run
+    for result in results:
+        print(markdown(result))
+    if results:
+        print(summary(results))
     return 0
 
 

@@ -13,12 +13,14 @@ In one process, on a fresh migrated database, with the production Argon2 paramet
    SMTP sink (aiosmtpd): welcome emails per second, the KDF included.
 3. ``WEBHOOK_EVENTS`` feed events fanned out to one endpoint on a local HTTP receiver,
    delivered by one worker thread: webhooks per second, signed.
-Prints one line per figure and the process's peak RSS.
+Prints one line per figure and the process's peak RSS; ``--json PATH`` also writes them
+(``benchmarks.run`` folds this benchmark into its report that way).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import socket
 import statistics
@@ -92,7 +94,9 @@ def _drain_with_one_worker() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
+    figures: dict = {"clients": CLIENTS}
     workdir = Path(tempfile.mkdtemp(prefix="onb-worker-bench-"))
     database_url = build.prepare_database(args.database_url or f"sqlite:///{workdir}/app.sqlite3", 0, workdir)
     pit, pit_port = _tarpit()
@@ -144,6 +148,8 @@ def main() -> None:
         latencies.sort()
         p50 = statistics.median(latencies) * 1000
         p95 = latencies[int(len(latencies) * 0.95) - 1] * 1000
+        figures["provision_hung_mail"] = {"requests": len(latencies), "p50_ms": round(p50, 1), "p95_ms": round(p95, 1),
+                                          "max_ms": round(latencies[-1] * 1000, 1)}
         print(f"provision, mail server hung, {CLIENTS} clients: p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
               f"max {latencies[-1] * 1000:.1f} ms ({len(latencies)} requests)")
 
@@ -154,6 +160,8 @@ def main() -> None:
             sent = db.session.execute(
                 sa.select(sa.func.count()).select_from(OutboundEmail).where(OutboundEmail.status == "sent")
             ).scalar_one()
+        figures["emails"] = {"sent": sent, "seconds": round(seconds, 2), "per_second": round(sent / seconds, 1),
+                             "sink_received": sink.count}
         print(f"one worker, local SMTP sink: {sent} welcome emails in {seconds:.2f} s = "
               f"{sent / seconds:.1f} emails/s (Argon2id t=2 m=19 MiB at delivery); sink got {sink.count}")
 
@@ -170,9 +178,14 @@ def main() -> None:
             delivered = db.session.execute(
                 sa.select(sa.func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "delivered")
             ).scalar_one()
+        figures["webhooks"] = {"delivered": delivered, "seconds": round(seconds, 2),
+                               "per_second": round(delivered / seconds, 1), "received": len(got)}
         print(f"one worker, local HTTP receiver: {delivered} webhooks in {seconds:.2f} s = "
               f"{delivered / seconds:.1f} webhooks/s (signed); receiver got {len(got)}")
         receiver.shutdown()
+        figures["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
         print(f"peak RSS of this process (web app + worker): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     finally:
         smtp.stop()
