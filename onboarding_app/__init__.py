@@ -69,7 +69,10 @@ def _check_settings(app: Flask, explicit: dict) -> None:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), compare_type=True)
+    from .models import include_in_autogenerate
+
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), compare_type=True,
+                     include_name=include_in_autogenerate)
     login_manager.init_app(app)
     mail.init_app(app)
     from .uploads import raise_body_limit_for_uploads

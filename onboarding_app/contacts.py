@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import column, func, literal_column, select, table, update
 from sqlalchemy.orm import Session
 
 from . import feed
 from .errors import AccountLinked, EmailTaken, InvalidTransition, NotDeletable
-from .models import CONTACT_STATUSES, Contact, ContactStatusCount, FeedEvent, OutboundEmail, User, fold
+from .models import CONTACTS_FTS, CONTACT_STATUSES, Contact, ContactStatusCount, FeedEvent, OutboundEmail, User, fold
 from .schemas import ContactCreate, ContactUpdate, check
 from .transactions import get_or_404, run_in_transaction
 
@@ -155,6 +155,36 @@ def search_words(q: str) -> list[str]:
     return fold(q).split()
 
 
+# A trigram needs 3 characters: shorter words cannot be looked up in a trigram index.
+TRIGRAM = 3
+_contacts_fts = table(CONTACTS_FTS, column("rowid"))
+
+
+def _fts_phrase(word: str) -> str:
+    """A word as an FTS5 string: with the trigram tokenizer, a substring to find."""
+    return '"' + word.replace('"', '""') + '"'
+
+
+def search_conditions(session: Session, words: list[str]) -> list:
+    """What "every word somewhere in name, email or company" is on this database.
+
+    - PostgreSQL: ``search_text LIKE '%word%'`` per word, each answered by the pg_trgm GIN
+      index ``ix_contacts_search`` (the planner ANDs their bitmaps).
+    - SQLite: the words of 3 characters or more in one ``MATCH`` on ``contacts_fts``, the
+      trigram FTS5 index over ``search_text`` (migration 0007), so the work follows the
+      matches, not the table; shorter words (no trigram) stay ``LIKE`` on the rows it found.
+    Both match the same contacts: a word is a substring of the folded text."""
+    conditions = []
+    indexed = [w for w in words if len(w) >= TRIGRAM]
+    if session.get_bind().dialect.name == "sqlite" and indexed:
+        match = " AND ".join(_fts_phrase(w) for w in indexed)
+        conditions.append(Contact.id.in_(
+            select(_contacts_fts.c.rowid).where(literal_column(CONTACTS_FTS).op("MATCH")(match))))
+        words = [w for w in words if len(w) < TRIGRAM]
+    conditions.extend(Contact.search_text.like(f"%{_escape_like(w)}%", escape="\\") for w in words)
+    return conditions
+
+
 # How each list can be ordered: newest first (the contact list), or the longest waiting in
 # its status first (the staff dashboard's "waiting for approval").
 ORDERS = {
@@ -171,15 +201,15 @@ def list_contacts(
     word of it somewhere in their name, email or company, in any order, ignoring letter case
     and accents ("lovelace ada" finds Ada Lovelace, "zoe" finds Zoë).
 
-    Each word is a ``LIKE '%word%'`` on ``search_text`` (the folded name, email and company),
-    which ``ix_contacts_search`` serves (pg_trgm GIN on PostgreSQL). Without ``q`` the total
-    comes from ``contact_status_counts``, so it costs the same at any number of contacts."""
+    The words are looked up in the search index of each database (``search_conditions``:
+    pg_trgm on PostgreSQL, FTS5 trigram on SQLite). Without ``q`` the total comes from
+    ``contact_status_counts``, so it costs the same at any number of contacts."""
     conditions = []
     if status:
         conditions.append(Contact.status == status)
     words = search_words(q)
     if words:
-        conditions.extend(Contact.search_text.like(f"%{_escape_like(w)}%", escape="\\") for w in words)
+        conditions.extend(search_conditions(session, words))
         total_query = select(func.count(Contact.id)).where(*conditions)
     else:
         total_query = select(func.coalesce(func.sum(ContactStatusCount.contacts), 0))

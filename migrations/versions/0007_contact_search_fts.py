@@ -1,0 +1,61 @@
+"""contact_search_fts: a trigram full-text index for contact search on SQLite
+
+Revision ID: 0007_contact_search_fts
+Revises: 0006_ux_timezone_search
+Create Date: 2026-11-30
+
+SQLite has no substring index outside FTS5, so word search read every contact (132–208 ms at
+100,000). This adds ``contacts_fts``, an FTS5 table with the trigram tokenizer over
+``contacts.search_text`` (external content: it stores the index only, the text stays in
+``contacts``), filled from the existing rows and kept in step by three triggers on
+``contacts`` (insert, delete, a change of ``search_text``). ``contacts.list_contacts`` asks it
+for every word of 3 characters or more (a trigram needs 3); shorter words stay ``LIKE``.
+
+PostgreSQL needs nothing here: ``ix_contacts_search`` (0006) is already a pg_trgm GIN index
+on ``search_text``, which answers each word's ``LIKE '%word%'``.
+
+A later migration that rebuilds ``contacts`` on SQLite (a batch ``ALTER``) drops these
+triggers with the old table and must create them again, as it must 0003's.
+"""
+
+from alembic import op
+
+revision = "0007_contact_search_fts"
+down_revision = "0006_ux_timezone_search"
+branch_labels = None
+depends_on = None
+
+SQLITE_UPGRADE = (
+    "CREATE VIRTUAL TABLE contacts_fts USING fts5("
+    "search_text, content='contacts', content_rowid='id', tokenize='trigram')",
+    "INSERT INTO contacts_fts (contacts_fts) VALUES ('rebuild')",
+    """CREATE TRIGGER contacts_fts_insert AFTER INSERT ON contacts BEGIN
+        INSERT INTO contacts_fts (rowid, search_text) VALUES (new.id, new.search_text);
+    END""",
+    """CREATE TRIGGER contacts_fts_delete AFTER DELETE ON contacts BEGIN
+        INSERT INTO contacts_fts (contacts_fts, rowid, search_text) VALUES ('delete', old.id, old.search_text);
+    END""",
+    """CREATE TRIGGER contacts_fts_update AFTER UPDATE OF search_text ON contacts
+    WHEN old.search_text IS NOT new.search_text BEGIN
+        INSERT INTO contacts_fts (contacts_fts, rowid, search_text) VALUES ('delete', old.id, old.search_text);
+        INSERT INTO contacts_fts (rowid, search_text) VALUES (new.id, new.search_text);
+    END""",
+)
+SQLITE_DOWNGRADE = (
+    "DROP TRIGGER contacts_fts_update",
+    "DROP TRIGGER contacts_fts_delete",
+    "DROP TRIGGER contacts_fts_insert",
+    "DROP TABLE contacts_fts",
+)
+
+
+def upgrade():
+    if op.get_bind().dialect.name == "sqlite":
+        for statement in SQLITE_UPGRADE:
+            op.execute(statement)
+
+
+def downgrade():
+    if op.get_bind().dialect.name == "sqlite":
+        for statement in SQLITE_DOWNGRADE:
+            op.execute(statement)
