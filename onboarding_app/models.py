@@ -43,8 +43,9 @@ def new_session_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-# SQLite's full-text index for contact search (migration 0007): an FTS5 table that no model
-# declares (it is an index, kept by triggers), with the shadow tables FTS5 keeps for it.
+# SQLite's full-text index for contact search (migration 0008_contact_search_fts): an FTS5
+# table that no model declares (it is an index, kept by triggers), with the shadow tables
+# FTS5 keeps for it.
 # The schema check and autogenerate leave them out.
 CONTACTS_FTS = "contacts_fts"
 

@@ -1,7 +1,7 @@
 """contact_search_fts: a trigram full-text index for contact search on SQLite
 
-Revision ID: 0007_contact_search_fts
-Revises: 0006_ux_timezone_search
+Revision ID: 0008_contact_search_fts
+Revises: 0007_tracker
 Create Date: 2026-11-30
 
 SQLite has no substring index outside FTS5, so word search read every contact (132–208 ms at
@@ -20,8 +20,8 @@ triggers with the old table and must create them again, as it must 0003's.
 
 from alembic import op
 
-revision = "0007_contact_search_fts"
-down_revision = "0006_ux_timezone_search"
+revision = "0008_contact_search_fts"
+down_revision = "0007_tracker"
 branch_labels = None
 depends_on = None
 
