@@ -200,9 +200,16 @@ def build(database_url: str, n: int, *, quiet: bool = False) -> BenchData:
                     user_rows.append((user_id, email, f"{first} {last}", role, user_hash, False, None, True,
                                       secrets.token_urlsafe(24), created, created))
                 email = f"{first}.{last}.{cid}@{firm}.example".lower()
+                # The tracker's columns (migration 0007_tracker): provisioned accounts were
+                # provisioned when created, last active some days later, ACTIVE ones activated.
+                tracked = (None, None, None)
+                if user_id is not None:
+                    created_at = start + timedelta(seconds=int(cid * 31_536_000 / max(n, 1)))
+                    active_at = min(now, created_at + timedelta(days=cid % 20, hours=cid % 24))
+                    tracked = (created, _ts(active_at) if status == "ACTIVE" else None, _ts(active_at))
                 contact_rows.append((cid, f"{first} {last}", email, company, f"+1 555 {cid:07d}", role,
                                      status, user_id, 1 if i % 2 else None, created, created,
-                                     fold(f"{first} {last} {email} {company}"), created))
+                                     fold(f"{first} {last} {email} {company}"), created, *tracked))
             assert len(user_rows) == n_users + 1
             bool_ = (lambda b: b) if conn.dialect.name == "postgresql" else int
             user_rows = [r[:5] + (bool_(r[5]), r[6], bool_(r[7])) + r[8:] for r in user_rows]
@@ -210,7 +217,8 @@ def build(database_url: str, n: int, *, quiet: bool = False) -> BenchData:
                                   "temp_password_expires_at", "active", "session_token", "created_at",
                                   "updated_at"], user_rows)
             _bulk(conn, "contacts", ["id", "name", "email", "company", "phone", "role", "status", "user_id",
-                                     "owner_id", "created_at", "updated_at", "search_text", "status_changed_at"],
+                                     "owner_id", "created_at", "updated_at", "search_text", "status_changed_at",
+                                     "provisioned_at", "activated_at", "last_activity_at"],
                   contact_rows)
 
             # Checklists: every task of the user's role. ACTIVE users finished every required

@@ -60,6 +60,8 @@ ROUTES = {
     "api_contacts_search_one": "GET /api/v1/crm/contacts?status=QUALIFIED&q=<one person's email>",
     "crm_contacts": "GET /crm/contacts (staff page)",
     "dashboard": "GET /dashboard (staff page)",
+    "tracker": "GET /crm/onboarding (staff tracker page)",
+    "api_tracker": "GET /api/v1/onboarding/accounts",
     "api_provision": "POST /api/v1/crm/contacts/<id>/provision",
 }
 EXPECTED_STATUS = {"api_complete": 200, "api_provision": 201}
@@ -303,6 +305,8 @@ class Size:
             "api_contacts_search_one": [("GET", search_one, h, None) for h in staff],
             "crm_contacts": [("GET", "/crm/contacts", {"Cookie": cookie}, None)],
             "dashboard": [("GET", "/dashboard", {"Cookie": cookie}, None)],
+            "tracker": [("GET", "/crm/onboarding", {"Cookie": cookie}, None)],
+            "api_tracker": [("GET", "/api/v1/onboarding/accounts", h, None) for h in staff],
             "api_complete": [("POST", f"/api/v1/onboarding/complete/{slug}", h, None) for h, slug in users],
         }
 
