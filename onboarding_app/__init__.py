@@ -117,11 +117,15 @@ SQLITE_PRAGMAS = (
 
 
 def _configure_sqlite(app: Flask) -> None:
-    """``SQLITE_PRAGMAS`` on every new connection of the app's engine."""
+    """``SQLITE_PRAGMAS`` on every new connection of the app's engine; the threads of this
+    process take turns to write (``transactions.serialize_writers``)."""
     from sqlalchemy import event
+
+    from .transactions import serialize_writers
 
     with app.app_context():
         engine = db.engine
+    serialize_writers(engine)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):

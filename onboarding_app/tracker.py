@@ -183,16 +183,16 @@ def list_accounts(
     now = now or utcnow()
     where = _filters(status, role, stalled_cutoff(now, stalled_after_days) if stalled else None)
     total = session.execute(select(func.count()).select_from(Contact).where(*where)).scalar_one()
-    query = (
-        _row_query(where)
-        .order_by(
-            case((Contact.status == "ONBOARDING", 0), else_=1),
-            Contact.last_activity_at.asc().nulls_first(),
-            Contact.id,
-        )
-        .limit(per_page)
-        .offset((page - 1) * per_page)
+    order = (
+        case((Contact.status == "ONBOARDING", 0), else_=1),
+        Contact.last_activity_at.asc().nulls_first(),
+        Contact.id,
     )
+    # The page's contacts are picked first, from the contacts alone (the status and last-activity
+    # index, no join), so the users and the latest welcome emails are joined for this page's
+    # rows only, not for every account before the sort (which made a page cost O(accounts)).
+    page_ids = select(Contact.id).where(*where).order_by(*order).limit(per_page).offset((page - 1) * per_page)
+    query = _row_query([Contact.id.in_(page_ids)]).order_by(*order)
     return TrackerPage(items=_rows(session, query, now), page=page, per_page=per_page, total=total)
 
 

@@ -224,3 +224,14 @@ def test_every_sqlite_connection_is_tuned(tmp_path):
             db.engine.dispose()
     # The write-ahead log is checkpointed and removed when the last connection closes.
     assert not (tmp_path / "tuned.sqlite3-wal").exists()
+
+
+def test_sqlite_writers_of_one_process_take_turns(app):
+    """SQLite's engine gets the in-process writer lock (transactions.serialize_writers);
+    PostgreSQL's, which locks rows, does not."""
+    from onboarding_app import transactions
+    from onboarding_app.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+        assert (engine in transactions._WRITERS) == (engine.dialect.name == "sqlite")

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event, select
 
-from onboarding_app import accounts, create_app, credentials, provisioning, sessions
+from onboarding_app import accounts, create_app, credentials, provisioning, sessions, transactions
 from onboarding_app.errors import InvalidCredentials, PasswordAlreadySet, ValidationFailed
 from onboarding_app.extensions import db
 from onboarding_app.models import FeedEvent, OnboardingProgress, OnboardingTask, OutboundEmail, User, utcnow
@@ -79,6 +79,8 @@ def _race(app, first, second, *, pause_before: str = "UPDATE users", grace: floa
     holds: PostgreSQL then settles it, a deadlock being retried). Returns both outcomes."""
     with app.app_context():
         engine = db.engine
+    # Two threads stand for two processes here: no in-process turn-taking between them.
+    transactions.serialize_writers(engine, False)
     paused, go = threading.Event(), threading.Event()
     outcomes: dict[str, object] = {}
 
