@@ -1,6 +1,7 @@
-"""contact_search_fts: a trigram full-text index for contact search on SQLite
+"""search_index_tracker_index: a trigram full-text index for contact search on SQLite; the
+tracker's index covers the user link
 
-Revision ID: 0008_contact_search_fts
+Revision ID: 0008_search_index_tracker_index
 Revises: 0007_tracker
 Create Date: 2026-11-30
 
@@ -14,13 +15,20 @@ for every word of 3 characters or more (a trigram needs 3); shorter words stay `
 PostgreSQL needs nothing here: ``ix_contacts_search`` (0006) is already a pg_trgm GIN index
 on ``search_text``, which answers each word's ``LIKE '%word%'``.
 
+``ix_contacts_status_last_activity_at`` (0007) gains ``user_id``: the tracker filters on
+``user_id IS NOT NULL`` and sorts on the status and last activity, so its count and the
+choice of a page's accounts read the index alone instead of one table row per account
+(6,666 rows at 100,000 contacts: 9–10 ms each on SQLite, now about 1 ms). Both databases.
+
 A later migration that rebuilds ``contacts`` on SQLite (a batch ``ALTER``) drops these
 triggers with the old table and must create them again, as it must 0003's.
 """
 
 from alembic import op
 
-revision = "0008_contact_search_fts"
+TRACKER_INDEX = "ix_contacts_status_last_activity_at"
+
+revision = "0008_search_index_tracker_index"
 down_revision = "0007_tracker"
 branch_labels = None
 depends_on = None
@@ -53,9 +61,13 @@ def upgrade():
     if op.get_bind().dialect.name == "sqlite":
         for statement in SQLITE_UPGRADE:
             op.execute(statement)
+    op.drop_index(TRACKER_INDEX, table_name="contacts")
+    op.create_index(TRACKER_INDEX, "contacts", ["status", "last_activity_at", "user_id"])
 
 
 def downgrade():
+    op.drop_index(TRACKER_INDEX, table_name="contacts")
+    op.create_index(TRACKER_INDEX, "contacts", ["status", "last_activity_at"])
     if op.get_bind().dialect.name == "sqlite":
         for statement in SQLITE_DOWNGRADE:
             op.execute(statement)
