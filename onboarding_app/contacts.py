@@ -171,7 +171,7 @@ def search_conditions(session: Session, words: list[str]) -> list:
     - PostgreSQL: ``search_text LIKE '%word%'`` per word, each answered by the pg_trgm GIN
       index ``ix_contacts_search`` (the planner ANDs their bitmaps).
     - SQLite: the words of 3 characters or more in one ``MATCH`` on ``contacts_fts``, the
-      trigram FTS5 index over ``search_text`` (migration 0008_search_index_tracker_index), so the
+      trigram FTS5 index over ``search_text`` (migration 0009_search_index_tracker_index), so the
       work follows the matches, not the table; shorter words (no trigram) stay ``LIKE`` on
       the rows it found.
     Both match the same contacts: a word is a substring of the folded text."""

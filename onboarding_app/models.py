@@ -43,8 +43,8 @@ def new_session_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-# SQLite's full-text index for contact search (migration 0008_search_index_tracker_index): an FTS5
-# table that no model declares (it is an index, kept by triggers), with the shadow tables
+# SQLite's full-text index for contact search (migration 0009_search_index_tracker_index):
+# an FTS5 table that no model declares (it is an index, kept by triggers), with the shadow tables
 # FTS5 keeps for it.
 # The schema check and autogenerate leave them out.
 CONTACTS_FTS = "contacts_fts"
@@ -168,7 +168,7 @@ class Contact(TimestampMixin, db.Model):
         # The staff dashboard's "waiting for approval", oldest first.
         Index("ix_contacts_status_changed", "status", "status_changed_at", "id"),
         # The tracker, most stalled first; the funnel's cohort (migration 0007_tracker).
-        # With user_id, the tracker's count and page choice read the index alone (0008).
+        # With user_id, the tracker's count and page choice read the index alone (0009).
         Index("ix_contacts_status_last_activity_at", "status", "last_activity_at", "user_id"),
         Index("ix_contacts_role_provisioned_at", "role", "provisioned_at"),
     )

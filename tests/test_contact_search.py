@@ -1,5 +1,5 @@
 """Contact search (contacts.list_contacts) on each database's index: FTS5 trigram on SQLite
-(migration 0008, kept by triggers), pg_trgm GIN on PostgreSQL; words shorter than a trigram
+(migration 0009, kept by triggers), pg_trgm GIN on PostgreSQL; words shorter than a trigram
 fall back to LIKE. Runs on both databases (TEST_DATABASE_URL)."""
 
 import sqlalchemy as sa

@@ -1,8 +1,8 @@
 """search_index_tracker_index: a trigram full-text index for contact search on SQLite; the
 tracker's index covers the user link
 
-Revision ID: 0008_search_index_tracker_index
-Revises: 0007_tracker
+Revision ID: 0009_search_index_tracker_index
+Revises: 0008_task_kinds
 Create Date: 2026-11-30
 
 SQLite has no substring index outside FTS5, so word search read every contact (132–208 ms at
@@ -28,8 +28,8 @@ from alembic import op
 
 TRACKER_INDEX = "ix_contacts_status_last_activity_at"
 
-revision = "0008_search_index_tracker_index"
-down_revision = "0007_tracker"
+revision = "0009_search_index_tracker_index"
+down_revision = "0008_task_kinds"
 branch_labels = None
 depends_on = None
 
