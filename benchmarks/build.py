@@ -120,7 +120,7 @@ def prepare_database(base_url: str, n: int, workdir: Path) -> str:
     url = sa.make_url(base_url)
     if url.get_backend_name() == "sqlite":
         path = workdir / f"bench_{n}.sqlite3"
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in ("", "-wal", "-shm", "-journal", "-writer"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return f"sqlite:///{path}"
     name = f"{url.database}_{n}"
@@ -131,7 +131,7 @@ def prepare_database(base_url: str, n: int, workdir: Path) -> str:
 def drop_database(database_url: str) -> None:
     url = sa.make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in ("", "-wal", "-shm", "-journal", "-writer"):
             Path(f"{url.database}{suffix}").unlink(missing_ok=True)
     else:
         _pg_admin(database_url, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
@@ -172,7 +172,7 @@ def build(database_url: str, n: int, *, quiet: bool = False) -> BenchData:
             if conn.dialect.name == "sqlite":
                 conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
             tasks = conn.exec_driver_sql(
-                "SELECT id, role, slug, required FROM onboarding_tasks ORDER BY role, position"
+                "SELECT id, role, slug, required, kind FROM onboarding_tasks ORDER BY role, position"
             ).all()
             by_role: dict[str, list] = {}
             for task in tasks:
@@ -265,7 +265,10 @@ def build(database_url: str, n: int, *, quiet: bool = False) -> BenchData:
                 token = generate_api_token()
                 data.staff_tokens.append(token)
                 token_rows.append((1, "benchmark", hash_api_token(token), _ts(now)))
-            optional = {role: sorted(t.slug for t in tasks if not t.required) for role, tasks in by_role.items()}
+            # Optional tasks that "Mark done" completes (kind manual): the data-collecting kinds
+            # need their answers in the body.
+            optional = {role: sorted(t.slug for t in tasks if not t.required and t.kind == "manual")
+                        for role, tasks in by_role.items()}
             candidates = [uid for uid in user_role if status_of_user[uid] == "ONBOARDING"][:API_USERS]
             for k, user_id in enumerate(candidates):
                 token = generate_api_token()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any, Callable
 
 from flask import current_app
@@ -165,14 +166,21 @@ class TaskKind:
             return [{"name": "file", "type": "file", "required": True}]
         if not self.takes_data:
             return []
-        schema = self.schema_for(task).model_json_schema()
-        required = set(schema.get("required", []))
-        out = []
-        for name, prop in schema["properties"].items():
-            kind = prop.get("format") if prop.get("format") == "email" else prop.get("type", "string")
-            out.append({"name": name, "type": kind,
-                        "required": name in required or (name == "accept")})
-        return out
+        return [dict(field) for field in _fields_of(self.schema_for(task))]
+
+
+@cache
+def _fields_of(schema_class: type[BaseModel]) -> tuple[dict[str, Any], ...]:
+    """The fields of an answers model, from its JSON schema, worked out once per model: the
+    schema is fixed, and generating it on every checklist read was half the cost of
+    ``GET /api/v1/onboarding`` (profiled in issue 16)."""
+    schema = schema_class.model_json_schema()
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in schema["properties"].items():
+        kind = prop.get("format") if prop.get("format") == "email" else prop.get("type", "string")
+        out.append({"name": name, "type": kind, "required": name in required or (name == "accept")})
+    return tuple(out)
 
 
 TASK_KINDS: dict[str, TaskKind] = {

@@ -5,6 +5,8 @@ transaction, retries it when a concurrent writer got there first, and runs its
 
 from __future__ import annotations
 
+import fcntl
+import os
 import random
 import threading
 import time
@@ -48,20 +50,56 @@ def _is_retryable(exc: DBAPIError) -> bool:
 
 
 # SQLite has one write lock per database, and a writer that finds it taken sleeps in growing
-# steps (up to 100 ms) before it tries again. Threads of one process therefore queue for it
-# here, on a lock that wakes the next one the moment the writer commits: with 4 threads per
-# gunicorn worker, 8 concurrent provisioning requests had a p95 near a second without it.
-# Processes still meet at SQLite's lock, but as one writer each. PostgreSQL locks rows, so
-# its engines get no such lock. ``create_app`` registers the SQLite engine.
-_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+# steps (up to 100 ms) before it tries again: with 2 gunicorn workers of 4 threads, 8
+# concurrent provisioning requests had a p95 near a second. So writers queue before they
+# start, on a lock that wakes the next one the moment the writer is done: an RLock for the
+# threads of a process and, for a database file, an exclusive ``flock`` on ``<file>-writer``
+# for the processes of the host (web and worker). PostgreSQL locks rows: no such lock.
+# ``create_app`` registers the SQLite engine.
+
+
+class _WriterLock:
+    def __init__(self, path: str | None) -> None:
+        self.path = f"{path}-writer" if path and path != ":memory:" else None
+        self.threads = threading.RLock()
+        self.depth = 0
+        self.fd: int | None = None
+        self.pid = 0
+
+    def _file(self) -> int:
+        if self.fd is None or self.pid != os.getpid():  # opened after a fork, never shared
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self.pid = os.getpid()
+        return self.fd
+
+    def __enter__(self) -> None:
+        self.threads.acquire()
+        if self.depth == 0 and self.path:
+            try:
+                fcntl.flock(self._file(), fcntl.LOCK_EX)
+            except BaseException:
+                self.threads.release()
+                raise
+        self.depth += 1
+
+    def __exit__(self, *exc) -> None:
+        self.depth -= 1
+        try:
+            if self.depth == 0 and self.path:
+                fcntl.flock(self._file(), fcntl.LOCK_UN)
+        finally:
+            self.threads.release()
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, _WriterLock] = weakref.WeakKeyDictionary()
 _NO_LOCK = nullcontext()
 
 
 def serialize_writers(engine: Engine, on: bool = True) -> None:
-    """Make this process's transactions on ``engine`` take turns (``on``), or stop that (a
-    test that plays two processes with two threads)."""
+    """Make the transactions on ``engine`` take turns (``on``), or stop that (a test that
+    plays two processes with two threads)."""
     if on:
-        _WRITERS.setdefault(engine, threading.RLock())
+        _WRITERS.setdefault(engine, _WriterLock(engine.url.database))
     else:
         _WRITERS.pop(engine, None)
 

@@ -227,11 +227,25 @@ def test_every_sqlite_connection_is_tuned(tmp_path):
 
 
 def test_sqlite_writers_of_one_process_take_turns(app):
-    """SQLite's engine gets the in-process writer lock (transactions.serialize_writers);
-    PostgreSQL's, which locks rows, does not."""
+    """SQLite's engine gets the writer lock (transactions.serialize_writers: threads, and
+    processes through a file lock); PostgreSQL's, which locks rows, does not."""
     from onboarding_app import transactions
     from onboarding_app.extensions import db
 
     with app.app_context():
         engine = db.engine
         assert (engine in transactions._WRITERS) == (engine.dialect.name == "sqlite")
+        if engine.dialect.name != "sqlite":
+            return
+        import fcntl
+        import os
+
+        # While one writer is in, another process (here: another open file) cannot take the lock.
+        other = os.open(f"{engine.url.database}-writer", os.O_RDWR | os.O_CREAT)
+        try:
+            with transactions._WRITERS[engine]:
+                with pytest.raises(BlockingIOError):
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once the writer is done
+        finally:
+            os.close(other)

@@ -1,5 +1,4 @@
-"""search_index_tracker_index: a trigram full-text index for contact search on SQLite; the
-tracker's index covers the user link
+"""search_index_tracker_index: trigram search index on SQLite, tracker index with user_id
 
 Revision ID: 0009_search_index_tracker_index
 Revises: 0008_task_kinds
