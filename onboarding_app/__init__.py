@@ -177,17 +177,15 @@ def register_commands(app: Flask) -> None:
 
 
 def _register_password_gate(app: Flask) -> None:
-    """A user whose password is temporary goes to /account/password before anything else."""
+    """A user whose password is temporary goes to /account/password before anything else.
+    (The API answers 403 password_change_required itself, for bearer and session callers
+    alike: api/auth.py; looking for a session user here first would cost every API call.)"""
     allowed = {"auth.change_password", "auth.logout", "auth.forgot", "auth.reset", "auth.welcome", "static", "healthz"}
 
     @app.before_request
     def require_own_password():
-        if request.endpoint in allowed or not current_user.is_authenticated:
+        if request.endpoint in allowed or request.blueprint == "api" or not current_user.is_authenticated:
             return None
         if not current_user.must_change_password:
             return None
-        if request.blueprint == "api":
-            from .http_errors import error_response
-
-            return error_response(403, "password_change_required", "Set your own password first.")
         return redirect(url_for("auth.change_password"))

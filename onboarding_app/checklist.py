@@ -117,7 +117,8 @@ def _checklist_query():
     user_id = bindparam("user_id")
     contact = select(Contact.id, Contact.status).where(Contact.user_id == user_id).subquery()
     return (
-        select(OnboardingTask, OnboardingProgress, Document, contact.c.id, contact.c.status)
+        select(OnboardingTask, OnboardingProgress.completed, OnboardingProgress.completed_at,
+               OnboardingProgress.skipped_at, OnboardingProgress.data, Document, contact.c.id, contact.c.status)
         .outerjoin(
             OnboardingProgress,
             and_(OnboardingProgress.task_id == OnboardingTask.id, OnboardingProgress.user_id == user_id),
@@ -140,18 +141,12 @@ def onboarding_state(session: Session, user_id: int) -> OnboardingState:
     user = get_or_404(session, User, user_id)
     rows = session.execute(_checklist_query(), {"user_id": user.id, "role": user.role}).all()
     tasks = [
-        TaskState(
-            task=task,
-            completed=progress is not None and progress.completed == 1,
-            completed_at=progress.completed_at if progress is not None else None,
-            skipped_at=progress.skipped_at if progress is not None else None,
-            data=progress.data if progress is not None else None,
-            document=document,
-        )
-        for task, progress, document, _, _ in rows
+        TaskState(task=task, completed=completed == 1, completed_at=completed_at, skipped_at=skipped_at,
+                  data=data, document=document)
+        for task, completed, completed_at, skipped_at, data, document, _, _ in rows
     ]
     if rows:  # the contact came with the tasks
-        contact_id, status = rows[0][3], rows[0][4]
+        contact_id, status = rows[0][-2], rows[0][-1]
     elif user.contact is not None:
         contact_id, status = user.contact.id, user.contact.status
     else:

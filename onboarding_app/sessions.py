@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 from flask import Flask, current_app, flash, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user, login_user, logout_user
 
 from . import accounts, credentials
@@ -69,7 +70,20 @@ def _ended_because() -> str | None:
     return None
 
 
+class CookieSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, opened without building its signer when the request
+    carries no session cookie (every bearer API call): a new, empty session, as Flask's own
+    would be."""
+
+    def open_session(self, app, request):
+        if self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def register(app: Flask) -> None:
+    app.session_interface = CookieSessionInterface()
+
     @app.before_request
     def end_expired_sessions():
         if app.config["SESSION_COOKIE_NAME"] not in request.cookies or "_user_id" not in session:
