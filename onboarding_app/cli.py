@@ -142,6 +142,8 @@ def run_worker(workers: int) -> None:
 
 
 DEMO_STAFF = ("sam@example.com", "Sam Staff", "staff", "demo-staff-pass-2026")
+# An admin too: webhooks and the checklist editor are for admins only.
+DEMO_ADMIN = ("ada.admin@example.com", "Ada Admin", "admin", "demo-admin-pass-2026")
 DEMO_CLIENT_PASSWORD = "demo-client-pass-2026"
 DEMO_CONTACTS = [
     # name, email, company, role, target status
@@ -269,17 +271,22 @@ def _backdate(contact_id: int, user_id: int, age_days: float, quiet_days: float,
     run_in_transaction(db.session, work)
 
 
+def _seed_staff_user(email: str, name: str, role: str, password: str) -> User:
+    user = db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
+    if user is None:
+        user = accounts.create_user(db.session, email=email, role=role, password=password, name=name)
+        click.echo(f"created  {role} {email}")
+    else:
+        click.echo(f"kept     {role} {email}")
+    return user
+
+
 @click.command("seed-demo")
 def seed_demo() -> None:
     """Demo staff, contacts in every status, accounts stalled at several steps and some ACTIVE
     (for the tracker and the funnel). Safe to run twice."""
-    email, name, role, password = DEMO_STAFF
-    staff = db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
-    if staff is None:
-        staff = accounts.create_user(db.session, email=email, role=role, password=password, name=name)
-        click.echo(f"created  staff {email}")
-    else:
-        click.echo(f"kept     staff {email}")
+    staff = _seed_staff_user(*DEMO_STAFF)
+    _seed_staff_user(*DEMO_ADMIN)
     for row in DEMO_CONTACTS:
         click.echo(_seed_contact(staff, *row))
     for row in DEMO_TRACKER:
@@ -287,7 +294,8 @@ def seed_demo() -> None:
     base = current_app.config["APP_BASE_URL"]
     click.echo("")
     click.echo(f"Open {base}/login")
-    click.echo(f"  staff:  {email} / {password}")
+    click.echo(f"  staff:  {DEMO_STAFF[0]} / {DEMO_STAFF[3]}")
+    click.echo(f"  admin (webhooks, checklist editor): {DEMO_ADMIN[0]} / {DEMO_ADMIN[3]}")
     click.echo(f"  client mid-onboarding: margaret@example.com / {DEMO_CLIENT_PASSWORD}")
     click.echo(f"  who is stuck where: {base}/crm/onboarding")
     click.echo(f"  partner, done (answers and an upload): barbara@example.com / {DEMO_CLIENT_PASSWORD}")

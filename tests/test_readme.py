@@ -44,10 +44,13 @@ def test_readme_needs_nothing_outside_the_repository():
 def test_demo_sign_ins_and_the_api_walkthrough_work(app, client, auth, database_url):
     printed = _flask(database_url, "seed-demo")
     pairs = set(re.findall(r"([\w.+-]+@example\.com) / (\S+)", printed))
-    assert ("sam@example.com", "demo-staff-pass-2026") in pairs and len(pairs) >= 3
+    assert ("sam@example.com", "demo-staff-pass-2026") in pairs and len(pairs) >= 4
+    assert ("ada.admin@example.com", "demo-admin-pass-2026") in pairs
     for email, password in sorted(pairs):
         response = auth.login(email, password)
         assert response.status_code == 302 and "/login" not in response.headers["Location"], email
+        if email.startswith("ada.admin@"):  # the admin reaches what only admins may
+            assert client.get("/crm/webhooks").status_code == 200
         client.post("/logout", data={"csrf_token": auth.csrf("/dashboard")})
 
     block = re.search(r"<!-- walkthrough:start -->\s*```sh\n(.*?)```", README, re.S).group(1)
