@@ -292,8 +292,15 @@ def test_tracker_page_and_remind_now_inline(app, client, staff, make, auth, mail
     assert fragment.css_first(".reminders-sent").text(strip=True) == "1"
     assert "welcome email" in fragment.css_first(".row-notice").text()
 
-    response = client.post(f"/crm/onboarding/{contact_id}/resend-welcome", data={"csrf_token": token},
-                           headers={"HX-Request": "true"})
+    # Resend asks first, in the page's dialog, whose form answers with this row.
+    ask = row.css_first("form:has(button.resend-welcome)")
+    assert ask.attributes["hx-target"] == "#modal-slot" and "hx-confirm" not in ask.attributes
+    dialog = HTMLParser(client.get(ask.attributes["hx-get"], headers={"HX-Request": "true"}).get_data(as_text=True))
+    post = dialog.css_first("dialog form[method=post]")
+    assert post.attributes["hx-post"] == f"/crm/onboarding/{contact_id}/resend-welcome"
+    assert post.attributes["hx-target"] == f"#tracker-row-{contact_id}"
+    assert "stops working" in dialog.css_first("dialog .consequences").text()
+    response = client.post(post.attributes["hx-post"], data={"csrf_token": token}, headers={"HX-Request": "true"})
     assert "on its way" in row_fragment(response).css_first(".row-notice").text()
     complete(app, user_id, *CLIENT_REQUIRED)
     response = client.post(f"/crm/onboarding/{contact_id}/remind", data={"csrf_token": token},

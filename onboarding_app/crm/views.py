@@ -278,7 +278,10 @@ def confirm_provision(contact_id: int):
 @bp.get("/contacts/<int:contact_id>/resend-welcome")
 @staff_required
 def confirm_resend_welcome(contact_id: int):
+    """Resend the welcome email, asked first; from the contact page, or from a tracker row
+    (``?origin=tracker``), whose row the answer replaces."""
     contact = contacts.get_contact(db.session, contact_id)
+    from_tracker = request.args.get("origin") == "tracker"
     refusal = None
     if contact.user_id is None:
         refusal = f"{contact.name} has no account yet."
@@ -290,8 +293,10 @@ def confirm_resend_welcome(contact_id: int):
             f"A new temporary password is emailed to {contact.user.email if contact.user else contact.email}.",
             "The temporary password sent before stops working at once.",
         ),
-        action=url_for(".resend_welcome", contact_id=contact_id), target=f"#account-{contact_id}",
-        button="Resend welcome email", refusal=refusal, cancel_url=url_for(".contact", contact_id=contact_id),
+        action=url_for(".tracker_resend_welcome" if from_tracker else ".resend_welcome", contact_id=contact_id),
+        target=f"#tracker-row-{contact_id}" if from_tracker else f"#account-{contact_id}",
+        button="Resend welcome email", refusal=refusal,
+        cancel_url=url_for(".tracker") if from_tracker else url_for(".contact", contact_id=contact_id),
     ))
 
 

@@ -58,3 +58,20 @@ def test_remind_now_from_the_tracker_without_a_reload(app, page, mailbox):
     expect(page.locator("#funnel .funnel-caption")).to_contain_text("Partner accounts")
     expect(funnel_role).to_be_focused()
     page.assert_not_reloaded()
+
+    # Resend asks in a dialog (Cancel focused, the harmless choice); its answer replaces the row.
+    resend = page.locator("button.resend-welcome").first
+    row = page.locator("#tracker-results tbody tr", has=resend)
+    row_id = row.get_attribute("id")
+    name = row.locator("th a").inner_text()
+    resend.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(f"Resend the welcome email to {name}?")
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    assert page.axe_violations() == []
+    dialog.get_by_role("button", name="Resend welcome email").click()
+    expect(dialog).to_have_count(0)
+    notice = page.locator(f"#{row_id} .row-notice")
+    expect(notice).to_contain_text("on its way")
+    expect(notice).to_be_focused()
+    page.assert_not_reloaded()
