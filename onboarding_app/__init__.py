@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -86,6 +87,8 @@ def register_extensions(app: Flask) -> None:
     worker.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         _configure_sqlite(app)
+    else:
+        _ping_idle_connections(app)
 
     from .models import User
 
@@ -134,6 +137,32 @@ def _configure_sqlite(app: Flask) -> None:
             # An in-memory database answers journal_mode=WAL with "memory": nothing to log.
             cursor.execute(f"PRAGMA {name} = {value}")
         cursor.close()
+
+
+def _ping_idle_connections(app: Flask) -> None:
+    """A pooled connection idle for ``POOL_PING_AFTER_SECONDS`` is pinged when checked out, and
+    replaced if the server dropped it (an idle timeout, a restart): SQLAlchemy's pessimistic
+    disconnect handling, without pool_pre_ping's round trip on every checkout (on PostgreSQL a
+    fifth of a small API request's). A connection that fails in use invalidates the pool, so
+    after a server restart at most the requests already running fail."""
+    from sqlalchemy import event, exc
+
+    with app.app_context():
+        engine = db.engine
+    idle_after = app.config["POOL_PING_AFTER_SECONDS"]
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record):
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy):
+        if time.monotonic() - record.info.get("checked_in_at", 0.0) < idle_after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the pool connects anew when told the connection is gone
+            raise exc.DisconnectionError(str(error)) from error
 
 
 def register_blueprints(app: Flask) -> None:

@@ -164,7 +164,10 @@ def refuse_to_start(exc: ConfigError) -> NoReturn:
 
 
 DEFAULTS = {
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    # No pool_pre_ping (a round trip before every request): a pooled PostgreSQL connection
+    # idle for POOL_PING_AFTER_SECONDS is pinged at checkout instead (create_app).
+    "SQLALCHEMY_ENGINE_OPTIONS": {},
+    "POOL_PING_AFTER_SECONDS": 30,
     # Cookies: never readable from scripts, not sent on cross-site posts, HTTPS only
     # in production (see create_app).
     "SESSION_COOKIE_HTTPONLY": True,
