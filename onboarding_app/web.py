@@ -10,13 +10,15 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel import Locale
 from babel.dates import format_datetime, format_timedelta
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request
 from flask_login import current_user
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from .errors import NotFound
 from .models import utcnow
@@ -115,7 +117,8 @@ def after_swap(announce: str | None, focus: str | None) -> str:
 
 # --- times in the viewer's zone ------------------------------------------------------------------
 
-LOCALE = "en"
+# Parsed once: given a locale's name, Babel parses it again on every call.
+LOCALE = Locale.parse("en")
 # The browser's IANA zone, written by static/app.js (cookie: nothing to post, and the very
 # first signed-in page after /login already has it). A user's profile zone wins over it.
 TIMEZONE_COOKIE = "tz"
@@ -142,8 +145,10 @@ def viewer_zone() -> ZoneInfo:
     return zone
 
 
+@lru_cache(maxsize=4096)
 def exact_time(value: datetime, zone: ZoneInfo) -> str:
-    """``Mon 4 May 2026, 23:03 (Asia/Tokyo)``."""
+    """``Mon 4 May 2026, 23:03 (Asia/Tokyo)``. Kept once made: it depends on the instant and
+    the zone alone, and a page shows the same times view after view (the feed, the tracker)."""
     return f"{format_datetime(value, 'EEE d MMM y, HH:mm', tzinfo=zone, locale=LOCALE)} ({zone.key})"
 
 
@@ -155,16 +160,24 @@ def relative_time(value: datetime, now: datetime) -> str:
     return format_timedelta(delta, add_direction=True, locale=LOCALE)
 
 
+def _aware(value: datetime) -> datetime:
+    """The database's naive UTC times as aware ones."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
 def format_when(value: datetime | None) -> Markup:
     """A time on a page: ``<time datetime="2026-05-04T14:03:00+00:00" title="Mon 4 May 2026,
     23:03 (Asia/Tokyo)">3 days ago</time>``, in the viewer's zone."""
     if value is None:
         return Markup("")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return Markup('<time datetime="{}" title="{}">{}</time>').format(
-        value.isoformat(), exact_time(value, viewer_zone()), relative_time(value, utcnow())
-    )
+    value = _aware(value)
+    exact, relative = escape(exact_time(value, viewer_zone())), escape(relative_time(value, utcnow()))
+    return Markup(f'<time datetime="{value.isoformat()}" title="{exact}">{relative}</time>')
+
+
+def format_exact(value: datetime | None) -> str:
+    """The exact time alone, in the viewer's zone, for an attribute (``title``)."""
+    return "" if value is None else exact_time(_aware(value), viewer_zone())
 
 
 def format_waited(value: datetime | None) -> str:
@@ -179,6 +192,7 @@ def register_page_blueprint(bp: Blueprint) -> None:
     HX-Request`` on every response (one URL, two shapes), and a domain ``NotFound`` (an unknown
     contact id or task) answered with the app's 404 page."""
     bp.add_app_template_filter(format_when, "when")
+    bp.add_app_template_filter(format_exact, "exact")
     bp.add_app_template_filter(format_waited, "waited")
     bp.after_request(vary_on_htmx)
 
