@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import and_, bindparam, func, select, true as sa_true
 from sqlalchemy.orm import Session
@@ -33,10 +33,16 @@ class RequiredProgress:
         return self.required_completed == self.required_total
 
     @classmethod
-    def of(cls, tasks: list[TaskState]) -> RequiredProgress:
-        """The same count as ``required_progress``, from a checklist already loaded."""
-        required = [t for t in tasks if t.task.required]
+    def of(cls, tasks: Iterable[TaskState | Any]) -> RequiredProgress:
+        """The same count as ``required_progress``, from a checklist already loaded (its task
+        states, or anything else with ``required`` and ``completed``: the tracker's cells)."""
+        required = [t for t in tasks if t.required]
         return cls(len(required), sum(1 for t in required if t.completed))
+
+
+def is_skipped(completed: bool, skipped_at: datetime | None) -> bool:
+    """Skipped: an optional task set aside and not done since."""
+    return skipped_at is not None and not completed
 
 
 @dataclass(frozen=True)
@@ -49,8 +55,12 @@ class TaskState:
     document: Document | None = None  # a terms task's document, current version
 
     @property
+    def required(self) -> bool:
+        return self.task.required
+
+    @property
     def skipped(self) -> bool:
-        return self.skipped_at is not None and not self.completed
+        return is_skipped(self.completed, self.skipped_at)
 
 
 class WithProgress:

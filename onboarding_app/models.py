@@ -21,6 +21,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    column,
+    nulls_first,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
@@ -168,8 +170,9 @@ class Contact(TimestampMixin, db.Model):
         # The staff dashboard's "waiting for approval", oldest first.
         Index("ix_contacts_status_changed", "status", "status_changed_at", "id"),
         # The tracker, most stalled first; the funnel's cohort (migration 0007_tracker).
-        # With user_id, the tracker's count and page choice read the index alone (0009).
-        Index("ix_contacts_status_last_activity_at", "status", "last_activity_at", "user_id"),
+        # With user_id, the tracker's count and page choice read the index alone (0009); NULLs
+        # first, as the tracker orders (on PostgreSQL; SQLite's default, 0010).
+        Index("ix_contacts_status_last_activity_at", "status", nulls_first(column("last_activity_at")), "user_id"),
         Index("ix_contacts_role_provisioned_at", "role", "provisioned_at"),
     )
 

@@ -4,7 +4,8 @@ with the time from provisioning to ACTIVE.
 
 Both are computed in the database, in a fixed number of queries whatever the number of
 accounts: a page of the tracker is three (the total, the page, every task cell of the page),
-the funnel three (the cohort's counts, each required task's count, the percentiles).
+the funnel three (the cohort's counts, each required task's count, the percentiles). The
+pages' funnel (the default cohort) is shared for a minute: ``recent_funnel``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Float, Integer, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
-from .checklist import RequiredProgress, TaskState, WithProgress, live_tasks
+from . import contacts
+from .checklist import RequiredProgress, WithProgress, is_skipped, live_tasks
 from .errors import NotFound
 from .models import Contact, OnboardingProgress, OnboardingTask, OutboundEmail, User, utcnow
 from .outbox import WELCOME_KINDS
@@ -90,9 +93,12 @@ def stalled_cutoff(now: datetime, after_days: float) -> datetime:
     return now - timedelta(days=math.ceil(after_days))
 
 
+def _statuses(status: str) -> tuple[str, ...]:
+    return ("ONBOARDING", "ACTIVE") if status == "all" else (status,)
+
+
 def _filters(status: str, role: str | None, stalled_before: datetime | None) -> list:
-    where = [Contact.user_id.is_not(None)]
-    where.append(Contact.status.in_(("ONBOARDING", "ACTIVE")) if status == "all" else Contact.status == status)
+    where = [Contact.user_id.is_not(None), Contact.status.in_(_statuses(status))]
     if role:
         where.append(Contact.role == role)
     if stalled_before is not None:
@@ -101,7 +107,8 @@ def _filters(status: str, role: str | None, stalled_before: datetime | None) -> 
 
 
 def _row_query(where: list):
-    """The accounts with their user's sign-in and their latest welcome email, one row each."""
+    """The accounts with their user's sign-in and their latest welcome email, one row each
+    (columns, not entities: a page reads them once)."""
     latest_welcome = (
         select(func.max(OutboundEmail.id))
         .where(OutboundEmail.contact_id == Contact.id, OutboundEmail.kind.in_(WELCOME_KINDS))
@@ -110,8 +117,10 @@ def _row_query(where: list):
     )
     return (
         select(
-            Contact, User.last_sign_in_at, User.must_change_password,
-            OutboundEmail.status, OutboundEmail.attempts, OutboundEmail.last_error,
+            Contact.id, Contact.user_id, Contact.name, Contact.email, Contact.role, Contact.status,
+            Contact.provisioned_at, Contact.last_activity_at, Contact.reminders_sent, Contact.last_reminder_at,
+            User.last_sign_in_at, User.must_change_password,
+            OutboundEmail.status.label("email_status"), OutboundEmail.attempts, OutboundEmail.last_error,
         )
         .join(User, User.id == Contact.user_id)
         .outerjoin(OutboundEmail, OutboundEmail.id == latest_welcome)
@@ -119,14 +128,14 @@ def _row_query(where: list):
     )
 
 
-def _cells(session: Session, user_ids: list[int]) -> dict[int, list[TaskState]]:
+def _cells(session: Session, user_ids: list[int]) -> dict[int, list[TaskCell]]:
     """Every task of each user's checklist with their progress on it, in checklist order:
     one query for the whole page."""
     if not user_ids:
         return {}
     rows = session.execute(
-        select(User.id, OnboardingTask, OnboardingProgress.completed, OnboardingProgress.completed_at,
-               OnboardingProgress.skipped_at)
+        select(User.id, OnboardingTask.slug, OnboardingTask.title, OnboardingTask.required,
+               OnboardingProgress.completed, OnboardingProgress.completed_at, OnboardingProgress.skipped_at)
         .join(OnboardingTask, and_(OnboardingTask.role == User.role, live_tasks()))
         .outerjoin(
             OnboardingProgress,
@@ -135,35 +144,32 @@ def _cells(session: Session, user_ids: list[int]) -> dict[int, list[TaskState]]:
         .where(User.id.in_(user_ids))
         .order_by(User.id, OnboardingTask.position, OnboardingTask.id)
     ).all()
-    cells: dict[int, list[TaskState]] = {user_id: [] for user_id in user_ids}
-    for user_id, task, completed, completed_at, skipped_at in rows:
-        cells[user_id].append(TaskState(task=task, completed=completed == 1, completed_at=completed_at,
-                                        skipped_at=skipped_at))
+    cells: dict[int, list[TaskCell]] = {user_id: [] for user_id in user_ids}
+    for user_id, slug, title, required, completed, completed_at, skipped_at in rows:
+        done = completed == 1
+        cells[user_id].append(TaskCell(slug=slug, title=title, required=required, completed=done,
+                                       skipped=is_skipped(done, skipped_at), completed_at=completed_at))
     return cells
 
 
 def _rows(session: Session, query, now: datetime) -> list[AccountRow]:
     found = session.execute(query).all()
-    cells = _cells(session, [contact.user_id for contact, *_ in found])
-    items = []
-    for contact, last_sign_in_at, temporary, email_status, attempts, last_error in found:
-        states = cells[contact.user_id]
-        items.append(AccountRow(
-            contact_id=contact.id, user_id=contact.user_id, name=contact.name, email=contact.email,
-            role=contact.role, status=contact.status, provisioned_at=contact.provisioned_at,
-            last_sign_in_at=last_sign_in_at, last_activity_at=contact.last_activity_at,
-            stalled_days=stalled_days(contact.last_activity_at, contact.status, now),
-            reminders_sent=contact.reminders_sent, last_reminder_at=contact.last_reminder_at,
-            temporary_password=bool(temporary),
-            welcome_email=WelcomeEmailState(email_status, attempts, last_error) if email_status else None,
-            tasks=[
-                TaskCell(slug=s.task.slug, title=s.task.title, required=s.task.required, completed=s.completed,
-                         skipped=s.skipped, completed_at=s.completed_at)
-                for s in states
-            ],
-            progress=RequiredProgress.of(states),
-        ))
-    return items
+    cells = _cells(session, [row.user_id for row in found])
+    return [
+        AccountRow(
+            contact_id=row.id, user_id=row.user_id, name=row.name, email=row.email, role=row.role,
+            status=row.status, provisioned_at=row.provisioned_at, last_sign_in_at=row.last_sign_in_at,
+            last_activity_at=row.last_activity_at,
+            stalled_days=stalled_days(row.last_activity_at, row.status, now),
+            reminders_sent=row.reminders_sent, last_reminder_at=row.last_reminder_at,
+            temporary_password=bool(row.must_change_password),
+            welcome_email=(WelcomeEmailState(row.email_status, row.attempts, row.last_error)
+                           if row.email_status else None),
+            tasks=cells[row.user_id],
+            progress=RequiredProgress.of(cells[row.user_id]),
+        )
+        for row in found
+    ]
 
 
 def list_accounts(
@@ -182,12 +188,15 @@ def list_accounts(
     least ``stalled_after_days``. Three queries whatever the page size or number of accounts."""
     now = now or utcnow()
     where = _filters(status, role, stalled_cutoff(now, stalled_after_days) if stalled else None)
-    total = session.execute(select(func.count()).select_from(Contact).where(*where)).scalar_one()
-    order = (
-        case((Contact.status == "ONBOARDING", 0), else_=1),
-        Contact.last_activity_at.asc().nulls_first(),
-        Contact.id,
-    )
+    if role or stalled:
+        total = session.execute(select(func.count()).select_from(Contact).where(*where)).scalar_one()
+    else:
+        # Every ONBOARDING or ACTIVE contact has its account (only provisioning, which links
+        # it, moves a contact to ONBOARDING), so the status counters count the accounts.
+        total = contacts.status_total(session, _statuses(status))
+    order = (Contact.last_activity_at.asc().nulls_first(), Contact.id)
+    if status == "all":  # one status alone is read in the order of its index (0010)
+        order = (case((Contact.status == "ONBOARDING", 0), else_=1), *order)
     # The page's contacts are picked first, from the contacts alone (the status and last-activity
     # index, no join), so the users and the latest welcome emails are joined for this page's
     # rows only, not for every account before the sort (which made a page cost O(accounts)).
@@ -314,3 +323,23 @@ def funnel(session: Session, *, role: str, since: datetime) -> Funnel:
             p90_hours=round(float(p90), 2) if n else None,
         ),
     )
+
+
+# engine -> (the cohort's first minute, {role: Funnel})
+_recent_funnels: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def recent_funnel(session: Session, *, role: str, since: datetime) -> Funnel:
+    """The funnel of the accounts provisioned since the start of ``since``'s minute, computed
+    once per role and minute in this process. The staff dashboard and the tracker page show the
+    default cohort (the last days) on every view, and its queries read every account of the
+    cohort, so they grow with the data; the pages share one answer, at most a minute old."""
+    since = since.replace(second=0, microsecond=0)
+    engine = session.get_bind()
+    minute, by_role = _recent_funnels.get(engine, (None, {}))
+    if minute != since:
+        by_role = {}
+        _recent_funnels[engine] = (since, by_role)
+    if role not in by_role:
+        by_role[role] = funnel(session, role=role, since=since)
+    return by_role[role]

@@ -331,13 +331,15 @@ def delete_contact(contact_id: int):
 
 def _funnel_from(args) -> tuple[tracker.Funnel | None, dict[str, str], dict[str, str]]:
     """The funnel asked for by ``role`` and ``since`` (the client role and the last 30 days
-    when left out), the values to show in its form, and what is wrong with them."""
+    when left out: that cohort, which every dashboard and tracker view shows, is the one
+    shared for a minute), the values to show in its form, and what is wrong with them."""
     values = {"role": args.get("role", ""), "since": args.get("since", "")}
     try:
         query = check(FunnelQuery, {k: v for k, v in values.items() if k in args})
     except ValidationFailed as exc:
         return None, values, exc.fields
-    result = tracker.funnel(db.session, **query.filters(utcnow()))
+    compute = tracker.funnel if query.since else tracker.recent_funnel
+    result = compute(db.session, **query.filters(utcnow()))
     return result, {"role": result.role, "since": values["since"]}, {}
 
 
