@@ -204,19 +204,23 @@ def list_contacts(
 
     The words are looked up in the search index of each database (``search_conditions``:
     pg_trgm on PostgreSQL, FTS5 trigram on SQLite). Without ``q`` the total comes from
-    ``contact_status_counts``, so it costs the same at any number of contacts."""
+    ``contact_status_counts``, so it costs the same at any number of contacts; with ``q`` a
+    first page that is not full holds every match, so only a fuller search counts them."""
     conditions = []
     if status:
         conditions.append(Contact.status == status)
     words = search_words(q)
     if words:
         conditions.extend(search_conditions(session, words))
-        total = session.execute(select(func.count(Contact.id)).where(*conditions)).scalar_one()
-    else:
-        total = status_total(session, (status,) if status else None)
     items = session.execute(
         select(Contact).where(*conditions).order_by(*ORDERS[order]).limit(per_page).offset((page - 1) * per_page)
     ).scalars().all()
+    if not words:
+        total = status_total(session, (status,) if status else None)
+    elif page == 1 and len(items) < per_page:
+        total = len(items)
+    else:
+        total = session.execute(select(func.count(Contact.id)).where(*conditions)).scalar_one()
     return ContactPage(items=list(items), page=page, per_page=per_page, total=total)
 
 

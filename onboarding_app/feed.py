@@ -11,7 +11,7 @@ from typing import Any, Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from .models import FeedEvent, User
+from .models import Contact, FeedEvent, User
 
 EVENT_PROVISIONED = "onboarding.account.provisioned"
 EVENT_WELCOME_RESENT = "onboarding.welcome_email.resent"
@@ -72,7 +72,11 @@ def list_feed(
     """Staff see every event; anyone else only the events about their own account.
     ``contact_id`` narrows it to one contact's timeline (``ix_feed_events_contact_id_id``).
     ``before`` is the id cursor from the previous page, so deep pages cost the same."""
-    query = select(FeedEvent).options(joinedload(FeedEvent.actor), joinedload(FeedEvent.contact))
+    # With what ``describe`` names of the actor and the contact, not their whole rows.
+    query = select(FeedEvent).options(
+        joinedload(FeedEvent.actor).load_only(User.name, User.email),
+        joinedload(FeedEvent.contact).load_only(Contact.name),
+    )
     if not viewer.is_staff:
         query = query.where(FeedEvent.user_id == viewer.id)
     if contact_id is not None:
