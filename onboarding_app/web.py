@@ -165,14 +165,27 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
+def _time_element(value: datetime, text: str) -> Markup:
+    exact = escape(exact_time(value, viewer_zone()))
+    return Markup(f'<time datetime="{value.isoformat()}" title="{exact}">{escape(text)}</time>')
+
+
 def format_when(value: datetime | None) -> Markup:
     """A time on a page: ``<time datetime="2026-05-04T14:03:00+00:00" title="Mon 4 May 2026,
     23:03 (Asia/Tokyo)">3 days ago</time>``, in the viewer's zone."""
     if value is None:
         return Markup("")
     value = _aware(value)
-    exact, relative = escape(exact_time(value, viewer_zone())), escape(relative_time(value, utcnow()))
-    return Markup(f'<time datetime="{value.isoformat()}" title="{exact}">{relative}</time>')
+    return _time_element(value, relative_time(value, utcnow()))
+
+
+def format_day(value: datetime | None) -> Markup:
+    """A day in a table (the tracker's): ``<time datetime="2026-05-04T14:03:00+00:00"
+    title="Mon 4 May 2026, 23:03 (Asia/Tokyo)">May 4</time>``."""
+    if value is None:
+        return Markup("")
+    value = _aware(value)
+    return _time_element(value, value.strftime("%b %-d"))
 
 
 def format_exact(value: datetime | None) -> str:
@@ -193,6 +206,7 @@ def register_page_blueprint(bp: Blueprint) -> None:
     contact id or task) answered with the app's 404 page."""
     bp.add_app_template_filter(format_when, "when")
     bp.add_app_template_filter(format_exact, "exact")
+    bp.add_app_template_filter(format_day, "day")
     bp.add_app_template_filter(format_waited, "waited")
     bp.after_request(vary_on_htmx)
 
