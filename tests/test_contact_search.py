@@ -61,3 +61,15 @@ def test_search_reads_the_index(make, session):
         plan = "\n".join(str(row[-1]) for row in session.execute(sa.text(f"EXPLAIN QUERY PLAN {compiled}")))
         assert "VIRTUAL TABLE INDEX" in plan and "contacts_fts" in plan
         assert "LIKE" not in str(compiled)  # both words are trigram lookups
+
+
+def test_search_totals_over_pages(make, session):
+    """A first page that is not full holds every match (no count is run); a full one, or any
+    later page, counts them."""
+    for i in range(5):
+        make.contact("LEAD", name=f"Ada Number{i}", email=f"ada{i}@example.com")
+    make.contact("LEAD", name="Grace Hopper", email="grace@example.com")
+    for per_page, page, items, total in [(10, 1, 5, 5), (5, 1, 5, 5), (2, 1, 2, 5), (2, 3, 1, 5), (2, 4, 0, 5)]:
+        found = contacts.list_contacts(session, q="ada", per_page=per_page, page=page)
+        assert (len(found.items), found.total) == (items, total), (per_page, page)
+    assert contacts.list_contacts(session, q="nobody").total == 0
