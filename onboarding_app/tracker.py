@@ -343,3 +343,9 @@ def recent_funnel(session: Session, *, role: str, since: datetime) -> Funnel:
     if role not in by_role:
         by_role[role] = funnel(session, role=role, since=since)
     return by_role[role]
+
+
+def forget_recent_funnels() -> None:
+    """Drop the shared funnels: the next page view of each counts again (a query count that
+    must not depend on the minute it runs in)."""
+    _recent_funnels.clear()
