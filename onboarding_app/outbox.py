@@ -1,26 +1,29 @@
 """The email outbox: queue an email in the caller's transaction; the worker delivers it.
 
-A pending row says what to send (kind, user, contact), never a secret. Delivery has three
-short steps, none holding a lock while it waits on the network: claim the row (a lease, so
-no other deliverer takes it; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and, for an email that
-carries a credential (a temporary password, a sign-in link: ``credentials.CREDENTIAL_KINDS``),
-issue it (its hash stored on the user in that same transaction);
-talk to the mail server with ``MAIL_TIMEOUT``; record the outcome. A failed attempt is
-retried on ``MAIL_RETRY_SCHEDULE`` up to ``MAIL_MAX_ATTEMPTS``, then the row is ``failed``.
-The stored copy of a sent email has its credential redacted. ``_send`` is the one place an
-email leaves the app; only development writes emails to the log instead (a credential is
-never logged anywhere else).
+A pending row says what to send (kind, user, contact), never a secret. A delivery takes a
+batch (the job's own email and up to ``BATCH - 1`` others that are due) in short steps, none
+holding a lock while argon2 runs or the mail server is talked to: claim the rows (a lease, so
+no other deliverer takes them; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL); make the credential
+of each email that carries one (a temporary password, a sign-in link:
+``credentials.CREDENTIAL_KINDS``); issue them (their hashes stored on the users) and render
+the emails in one transaction; send them in one SMTP conversation with ``MAIL_TIMEOUT``;
+record the outcomes. A failed attempt is retried on ``MAIL_RETRY_SCHEDULE`` up to
+``MAIL_MAX_ATTEMPTS``, then the row is ``failed``. The stored copy of a sent email has its
+credential redacted. ``_mail_server`` is the one place an email leaves the app; only
+development writes emails to the log instead (a credential is never logged anywhere else).
 """
 
 from __future__ import annotations
 
 import smtplib
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
 
 from flask import current_app, render_template
 from flask_mail import Connection, Message
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session, joinedload, object_session
 
 from . import checklist, credentials, jobs, leases
 from .errors import NotFound
@@ -148,81 +151,144 @@ class _TimedConnection(Connection):
             host.login(self.mail.username, self.mail.password)
         return host
 
-
-def _send(recipient: str, subject: str, text: str, html: str) -> None:
-    """The one place an email leaves the app: SMTP; in development without a server, the log.
-    Anywhere else, no server means the attempt fails: a credential is never logged."""
-    if not current_app.config.get("MAIL_SERVER"):
-        if current_app.config["APP_ENV"] != "development":
-            raise smtplib.SMTPException("MAIL_SERVER is not set; the email was not sent")
-        log.info("MAIL_SERVER is not set (development); the email is written here instead. "
-                 "To: %s | Subject: %s | %s", recipient, subject, text)
-        return
-    with _TimedConnection(current_app.extensions["mail"]) as connection:
-        connection.send(Message(subject=subject, recipients=[recipient], body=text, html=html))
+    def __exit__(self, exc_type, exc_value, tb) -> None:
+        if self.host is not None and exc_type is not None:
+            self.host.close()  # the conversation broke: no QUIT to wait on
+        else:
+            super().__exit__(exc_type, exc_value, tb)
 
 
 @dataclass(frozen=True)
-class _Claimed:
+class _Outgoing:
     recipient: str
     subject: str
     text: str
     html: str
 
 
-def deliver_email(session: Session, email_id: int, *, due_only: bool = True) -> leases.Attempt:
-    """One attempt at one email: claim it, send it, record what happened. Safe to call from
-    any number of workers at once and to repeat: an email is sent by one of them only."""
-    kind = session.execute(select(OutboundEmail.kind).where(OutboundEmail.id == email_id)).scalar_one_or_none()
-    session.rollback()
-    # The slow or random part (argon2) comes before the claim, so no lock waits on it.
-    prepared = credentials.prepare(kind)
+@contextmanager
+def _mail_server() -> Iterator[Callable[[_Outgoing], None]]:
+    """The one place an email leaves the app: one SMTP conversation, for as many emails as
+    the caller sends through it; in development without a server, the log. Anywhere else, no
+    server means the attempt fails: a credential is never logged."""
+    if not current_app.config.get("MAIL_SERVER"):
+        if current_app.config["APP_ENV"] != "development":
+            raise smtplib.SMTPException("MAIL_SERVER is not set; the email was not sent")
+        yield lambda email: log.info(
+            "MAIL_SERVER is not set (development); the email is written here instead. "
+            "To: %s | Subject: %s | %s", email.recipient, email.subject, email.text)
+        return
+    with _TimedConnection(current_app.extensions["mail"]) as connection:
+        yield lambda email: connection.send(
+            Message(subject=email.subject, recipients=[email.recipient], body=email.text, html=email.html))
 
-    def claim() -> _Claimed | str | None:
-        if not leases.claim(session, OutboundEmail, email_id, lease_seconds=_lease_seconds(), due_only=due_only):
-            return None
-        email = session.execute(
-            select(OutboundEmail).where(OutboundEmail.id == email_id).execution_options(populate_existing=True)
-        ).scalar_one()
-        issued = None
-        if prepared is not None:
-            try:
-                issued = credentials.issue(session, kind, email.user_id, prepared)
-            except credentials.NotIssued as exc:  # e.g. the user has set their own password
-                email.status = "failed"
-                email.claimed_until = None
-                email.last_error = f"Not sent: {exc}."
-                return leases.FAILED
-        text, html = _render(email, issued.context if issued else {})
-        # The stored copy is what is sent, less the secret.
-        email.body_text, email.body_html = _render(email, issued.redacted) if issued else (text, html)
-        return _Claimed(email.recipient, email.subject, text, html)
 
-    claimed = run_in_transaction(session, claim)
-    if claimed is None:
-        return leases.Attempt(leases.SKIPPED)
-    if claimed == leases.FAILED:
-        return leases.Attempt(leases.FAILED)
+def _send_all(emails: dict[int, _Outgoing]) -> tuple[list[int], dict[int, str]]:
+    """Send ``emails`` in one conversation: (the ids sent, the error of each one that was
+    not). A message the server refuses fails alone; a conversation that breaks (refused,
+    unreachable, timed out) fails every email not sent yet."""
+    sent: list[int] = []
+    failed: dict[int, str] = {}
     try:
-        _send(claimed.recipient, claimed.subject, claimed.text, claimed.html)
+        with _mail_server() as send:
+            for email_id, email in emails.items():
+                try:
+                    send(email)
+                except smtplib.SMTPServerDisconnected:
+                    raise
+                except smtplib.SMTPException as exc:  # this message refused; the conversation goes on
+                    failed[email_id] = f"{type(exc).__name__}: {exc}"
+                else:
+                    sent.append(email_id)
     except (smtplib.SMTPException, OSError) as exc:  # refused, unreachable, timed out
-        error = f"{type(exc).__name__}: {exc}"
+        failed.update({email_id: f"{type(exc).__name__}: {exc}" for email_id in emails
+                       if email_id not in failed and email_id not in sent})
+    return sent, failed
+
+
+# How many emails one delivery job takes: its own and, while it is at it, up to BATCH - 1
+# others that are due. One claim, one conversation with the mail server and one record of
+# the outcomes serve them all; the KDF of each temporary password still runs once per email.
+BATCH = 10
+
+
+def deliver(
+    session: Session, ids: Sequence[int], *, due_only: bool = True, more: int = 0
+) -> dict[int, leases.Attempt]:
+    """One attempt at each of ``ids`` (and, with ``more``, at up to that many other due
+    emails), in three short transactions, none open while argon2 runs or the mail server is
+    talked to: claim them (a lease; PostgreSQL skips rows another deliverer holds), issue
+    each credential and render each email, record the outcomes. Safe to call from any number
+    of workers at once and to repeat: each email is sent by one of them only. Returns the
+    attempt at each email claimed (one that is not pending, not due or taken is absent)."""
+    lease = run_in_transaction(session, lambda: leases.claim_many(
+        session, OutboundEmail, ids, lease_seconds=_lease_seconds(), due_only=due_only, more=more,
+        returning=(OutboundEmail.kind,)))
+    if not lease.rows:
+        return {}
+    # The slow or random part (argon2), with no transaction open.
+    prepared = {email_id: credentials.prepare(row.kind) for email_id, row in lease.rows.items()}
+
+    def issue_and_render() -> tuple[dict[int, _Outgoing], dict[int, leases.Attempt]]:
+        # Those still pending under this lease (a resend may have superseded one meanwhile),
+        # with their user and contact, locked until the credentials are stored.
+        emails = session.execute(
+            select(OutboundEmail)
+            .options(joinedload(OutboundEmail.user), joinedload(OutboundEmail.contact))
+            .where(OutboundEmail.id.in_(lease.rows), *leases.held(OutboundEmail, lease))
+            .with_for_update(of=OutboundEmail)
+            .execution_options(populate_existing=True)
+        ).scalars().all()
+        outgoing: dict[int, _Outgoing] = {}
+        refused: dict[int, leases.Attempt] = {}
+        kept: list[dict] = []
+        for email in emails:
+            issued = None
+            if prepared[email.id] is not None:
+                try:
+                    issued = credentials.issue(session, email.kind, email.user_id, prepared[email.id])
+                except credentials.NotIssued as exc:  # e.g. the user has set their own password
+                    email.status, email.claimed_until, email.last_error = "failed", None, f"Not sent: {exc}."
+                    refused[email.id] = leases.Attempt(leases.FAILED)
+                    continue
+            text, html = _render(email, issued.context if issued else {})
+            # The stored copy is what is sent, less the secret.
+            kept_text, kept_html = _render(email, issued.redacted) if issued else (text, html)
+            kept.append({"id": email.id, "body_text": kept_text, "body_html": kept_html})
+            outgoing[email.id] = _Outgoing(email.recipient, email.subject, text, html)
+        if kept:
+            session.execute(update(OutboundEmail), kept)  # one executemany by primary key
+        return outgoing, refused
+
+    outgoing, outcomes = run_in_transaction(session, issue_and_render)
+    if not outgoing:
+        return outcomes
+    sent, failed = _send_all(outgoing)
+    for email_id, error in failed.items():
         log.warning("email %s not sent: %s", email_id, error)
-        config = current_app.config
-        return leases.record_failure(
-            session, OutboundEmail, email_id, error=error,
-            schedule=config["MAIL_RETRY_SCHEDULE"], max_attempts=config["MAIL_MAX_ATTEMPTS"],
-        )
-    leases.finish(session, OutboundEmail, email_id, status="sent", sent_at=utcnow(), last_error=None)
-    log.info("email %s (%s) sent to %s", email_id, kind, claimed.recipient)
-    return leases.Attempt(leases.SENT)
+    config = current_app.config
+    outcomes.update(leases.settle(
+        session, OutboundEmail, lease, done=sent, failed=failed, schedule=config["MAIL_RETRY_SCHEDULE"],
+        max_attempts=config["MAIL_MAX_ATTEMPTS"], status="sent", sent_at=utcnow(), last_error=None,
+    ))
+    for email_id in sent:
+        log.info("email %s (%s) sent to %s", email_id, lease.rows[email_id].kind, outgoing[email_id].recipient)
+    return outcomes
+
+
+def deliver_email(session: Session, email_id: int, *, due_only: bool = True) -> leases.Attempt:
+    """One attempt at one email (``deliver``): ``SKIPPED`` when it is not pending, not due,
+    or another worker has it."""
+    return deliver(session, [email_id], due_only=due_only).get(email_id, leases.Attempt(leases.SKIPPED))
 
 
 def deliver_pending(session: Session, *, due_only: bool = False, limit: int = 500) -> DeliveryReport:
-    """Try pending emails, oldest first: every one (``flask outbox deliver``), or only those
-    due now (the worker's sweep, which also picks up any whose job was lost)."""
+    """Try pending emails once each, oldest first, ``BATCH`` at a time: every one (``flask
+    outbox deliver``), or only those due now (the worker's sweep, which also picks up any
+    whose job was lost)."""
     ids = leases.pending_ids(session, OutboundEmail, due_only=due_only, limit=limit)
-    outcomes = [deliver_email(session, email_id, due_only=due_only).outcome for email_id in ids]
+    outcomes = [attempt.outcome for start in range(0, len(ids), BATCH)
+                for attempt in deliver(session, ids[start:start + BATCH], due_only=due_only).values()]
     return DeliveryReport(
         sent=outcomes.count(leases.SENT), failed=outcomes.count(leases.FAILED) + outcomes.count(leases.RETRY)
     )

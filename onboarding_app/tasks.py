@@ -6,17 +6,20 @@ from __future__ import annotations
 
 from huey import crontab
 
-from . import jobs, outbox, reminders, webhooks, worker
+from . import jobs, leases, outbox, reminders, webhooks, worker
 from .extensions import db, huey
 
 
 @huey.task()
 def deliver_email(email_id: int) -> str:
+    """This email and, in the same conversation, up to ``outbox.BATCH - 1`` others that are
+    due (their own jobs then find nothing to do)."""
     with worker.app_context():
-        attempt = outbox.deliver_email(db.session, email_id)
-    if attempt.retry_at is not None:
-        deliver_email.schedule(args=(email_id,), eta=attempt.retry_at)
-    return attempt.outcome
+        attempts = outbox.deliver(db.session, [email_id], more=outbox.BATCH - 1)
+    for delivered_id, attempt in attempts.items():
+        if attempt.retry_at is not None:
+            deliver_email.schedule(args=(delivered_id,), eta=attempt.retry_at)
+    return attempts.get(email_id, leases.Attempt(leases.SKIPPED)).outcome
 
 
 @huey.task()

@@ -261,6 +261,19 @@ class Mailbox:
     messages: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     refuse: bool = False  # answer every message with a temporary failure (server "down")
+    refuse_to: set = field(default_factory=set)  # recipients refused (the conversation goes on)
+    conversations: int = 0  # SMTP connections opened
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.conversations += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse_to:
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         if self.refuse:
@@ -274,6 +287,8 @@ class Mailbox:
         with self.lock:
             self.messages.clear()
         self.refuse = False
+        self.refuse_to = set()
+        self.conversations = 0
 
     def to(self, address: str) -> list:
         return [m for m in self.messages if m["To"] == address]

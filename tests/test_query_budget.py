@@ -16,10 +16,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from onboarding_app import accounts, tracker
+from onboarding_app import accounts, outbox, provisioning, tracker
 from onboarding_app.accounts import TOKEN_TOUCH_INTERVAL
 from onboarding_app.extensions import db
-from onboarding_app.models import ApiToken, Contact, ContactStatusCount, FeedEvent, OnboardingTask, User
+from onboarding_app.models import (
+    ApiToken, Contact, ContactStatusCount, FeedEvent, OnboardingTask, OutboundEmail, User,
+)
 from onboarding_app.security import hash_password
 
 from . import answers
@@ -268,6 +270,30 @@ def test_api_provision(api, counter, world, tokens, make, mailbox):
     _twice(counter, world, lambda contact_id: api.post(
         f"/api/v1/crm/contacts/{contact_id}/provision", headers=tokens["staff"]),
         budget=PROVISION_BUDGET, fresh=lambda size: make.contact("QUALIFIED"))
+
+
+# --- the worker: delivering welcome emails --------------------------------------------------------
+
+
+def test_welcome_email_delivery(app, make, counter, mailbox):
+    """A batch of welcome emails (the worker's job takes up to ``outbox.BATCH``): the claim of
+    all of them, the emails with their users and contacts, each user's temporary password
+    (a conditional UPDATE each: the user may have set their own meanwhile), the kept copies
+    (one executemany), the outcomes. Only the passwords grow with the batch."""
+    mailbox.refuse = True  # the attempt right after provisioning fails: the emails stay pending
+    ids = [make.contact("QUALIFIED", email=f"batch{n}@example.com") for n in range(outbox.BATCH + 1)]
+    with app.app_context():
+        for contact_id in ids:
+            provisioning.provision_account(db.session, contact_id)
+        email_ids = db.session.execute(sa.select(OutboundEmail.id).order_by(OutboundEmail.id)).scalars().all()
+        db.session.rollback()
+    mailbox.refuse = False
+    with app.app_context():
+        for batch in (email_ids[:1], email_ids[1:]):
+            n, attempts = counter.run(lambda: outbox.deliver(db.session, batch, due_only=False))
+            assert [a.outcome for a in attempts.values()] == ["sent"] * len(batch)
+            assert n == 4 + len(batch), counter.statements
+    assert len(mailbox.messages) == outbox.BATCH + 1
 
 
 # --- pages: at most 8 statements -------------------------------------------------------------------

@@ -210,6 +210,27 @@ def test_three_workers_at_once_deliver_each_email_once(queued_app, mailbox):
         ).scalar_one() == 6
 
 
+def test_one_job_delivers_the_due_emails_in_one_conversation_and_a_refused_one_fails_alone(queued_app, mailbox):
+    factory = Factory(queued_app)
+    with queued_app.app_context():
+        for n in range(3):
+            provisioning.provision_account(db.session, factory.contact("QUALIFIED", email=f"b{n}@example.com"))
+    mailbox.refuse_to = {"b1@example.com"}
+    assert drain() == 3  # the first job sends all three; the other two find nothing left to do
+    assert mailbox.conversations == 1
+    assert sorted(m["To"] for m in mailbox.messages) == ["b0@example.com", "b2@example.com"]
+    with queued_app.app_context():
+        emails = {e.recipient: e for e in db.session.execute(select(OutboundEmail)).scalars()}
+        assert [emails[f"b{n}@example.com"].status for n in range(3)] == ["sent", "pending", "sent"]
+        refused = emails["b1@example.com"]
+        assert refused.attempts == 1 and "SMTPRecipientsRefused" in refused.last_error
+        assert refused.body_text is not None and outbox.REDACTED in refused.body_text
+    mailbox.refuse_to = set()
+    time.sleep(3.1)
+    assert drain() == 1  # the retry its job scheduled
+    assert len(mailbox.to("b1@example.com")) == 1
+
+
 def test_a_refusing_server_backs_off_on_the_schedule_then_fails_and_retry_now_sends(app, make, session, mailbox):
     mailbox.refuse = True
     app.config["MAIL_MAX_ATTEMPTS"] = 3
