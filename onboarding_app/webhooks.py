@@ -241,7 +241,10 @@ def deliver(session: Session, delivery_id: int, *, due_only: bool = True) -> lea
     def claim() -> _Claimed | None:
         if not leases.claim(session, WebhookDelivery, delivery_id, lease_seconds=_lease_seconds(), due_only=due_only):
             return None
-        delivery = session.get(WebhookDelivery, delivery_id, populate_existing=True)
+        delivery = session.execute(
+            select(WebhookDelivery).options(joinedload(WebhookDelivery.event), joinedload(WebhookDelivery.endpoint))
+            .where(WebhookDelivery.id == delivery_id).execution_options(populate_existing=True)
+        ).scalar_one()
         body = json.dumps(payload(delivery.event), separators=(",", ":"))
         return _Claimed(delivery.endpoint.url, delivery.endpoint.secret, body)
 
