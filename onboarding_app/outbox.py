@@ -60,18 +60,22 @@ class DeliveryReport:
     failed: int
 
 
-def queue_email(session: Session, kind: str, *, user: User, contact: Contact | None = None) -> OutboundEmail:
+def queue_email(
+    session: Session, kind: str, *, user: User, contact: Contact | None = None, new_account: bool = False
+) -> OutboundEmail:
     """Add an email of ``kind`` (a key of ``_SUBJECTS``, rendered from
     ``templates/email/<kind>.txt`` and ``.html`` at delivery) to the outbox in the caller's
     transaction; it is delivered once that transaction has committed. A newer email of the
-    same kind to the same user supersedes any older one still pending."""
-    session.execute(
-        update(OutboundEmail)
-        .where(OutboundEmail.user_id == user.id, OutboundEmail.kind.in_(_SUPERSEDES.get(kind, (kind,))),
-               OutboundEmail.status == "pending")
-        .values(status="failed", last_error="Superseded by a newer email of the same kind.")
-        .execution_options(synchronize_session=False)
-    )
+    same kind to the same user supersedes any older one still pending (a ``new_account``,
+    made in this transaction, has none)."""
+    if not new_account:
+        session.execute(
+            update(OutboundEmail)
+            .where(OutboundEmail.user_id == user.id, OutboundEmail.kind.in_(_SUPERSEDES.get(kind, (kind,))),
+                   OutboundEmail.status == "pending")
+            .values(status="failed", last_error="Superseded by a newer email of the same kind.")
+            .execution_options(synchronize_session=False)
+        )
     email = OutboundEmail(
         kind=kind,
         recipient=user.email,
@@ -87,7 +91,9 @@ def queue_email(session: Session, kind: str, *, user: User, contact: Contact | N
     return email
 
 
-def queue_welcome_email(session: Session, *, user: User, contact: Contact, with_password: bool) -> OutboundEmail:
+def queue_welcome_email(
+    session: Session, *, user: User, contact: Contact, with_password: bool, new_account: bool = False
+) -> OutboundEmail:
     """The welcome email: with a credential issued at delivery for a new account (a temporary
     password, or a set-password link when ``WELCOME_CREDENTIAL=link``), or without one for an
     existing account that was linked to the contact."""
@@ -95,7 +101,7 @@ def queue_welcome_email(session: Session, *, user: User, contact: Contact, with_
         kind = KIND_WELCOME_EXISTING
     else:
         kind = KIND_WELCOME_LINK if current_app.config["WELCOME_CREDENTIAL"] == "link" else KIND_WELCOME
-    return queue_email(session, kind, user=user, contact=contact)
+    return queue_email(session, kind, user=user, contact=contact, new_account=new_account)
 
 
 def _lease_seconds() -> float:

@@ -33,7 +33,7 @@ from .errors import (
 )
 from .models import Contact, OnboardingProgress, OnboardingTask, User, utcnow
 from .task_kinds import RequestMeta, Submission, kind_of
-from .transactions import LostRace, get_or_404, run_in_transaction
+from .transactions import MAX_ID, LostRace, get_or_404, run_in_transaction
 
 __all__ = [
     "ProvisionResult",
@@ -87,16 +87,17 @@ def provision_account(
     actor_id = _actor_id(actor)
 
     def work() -> ProvisionResult:
-        contact = get_or_404(session, Contact, contact_id, lock=True)
+        contact, user = _contact_and_user(session, contact_id)
         if contact.user_id is not None:
-            return ProvisionResult(user=session.get(User, contact.user_id), created=False, already_provisioned=True)
+            user = session.get(User, contact.user_id)
+            session.expunge(user)  # read after the commit: keep it loaded instead of expired
+            return ProvisionResult(user=user, created=False, already_provisioned=True)
         if contact.status != "QUALIFIED":
             raise NotQualified(
                 f"{contact.name} is {contact.status}; only a QUALIFIED contact can get an account.",
                 status=contact.status,
             )
 
-        user = session.execute(select(User).where(User.email == contact.email)).scalar_one_or_none()
         created = user is None
         if created:
             # The temporary password is issued when the welcome email is delivered, so
@@ -124,8 +125,15 @@ def provision_account(
                 raise LostRace(f"contact {contact.id} was provisioned while being read")
             raise Conflict(f"The account {user.email} already belongs to another contact.")
 
-        # Claim the contact only if it is still unclaimed: on SQLite, where a read takes no
-        # lock, a concurrent request may have provisioned it since we looked.
+        _ensure_progress_rows(session, user)
+        outbox.queue_welcome_email(session, user=user, contact=contact, with_password=created, new_account=created)
+        feed.record_account_event(
+            session, feed.EVENT_PROVISIONED, contact_id=contact.id, user=user, actor_id=actor_id, created=created
+        )
+        # Claim the contact last, and only if it is still unclaimed (on SQLite, where a read
+        # takes no lock, a concurrent request may have provisioned it since we looked). Its
+        # status change locks the per-status counters (``contact_status_counts``, kept by a
+        # trigger) that every provisioning writes, so they are held for the commit alone.
         now = utcnow()
         claimed = session.execute(
             update(Contact)
@@ -136,15 +144,24 @@ def provision_account(
         )
         if claimed.rowcount != 1:
             raise LostRace(f"contact {contact.id} changed while being provisioned")
-        session.refresh(contact)
-        _ensure_progress_rows(session, user)
-        outbox.queue_welcome_email(session, user=user, contact=contact, with_password=created)
-        feed.record_account_event(
-            session, feed.EVENT_PROVISIONED, contact_id=contact.id, user=user, actor_id=actor_id, created=created
-        )
+        session.expunge(user)  # read after the commit (id, email): no reload
         return ProvisionResult(user=user, created=created)
 
     return run_in_transaction(session, work)
+
+
+def _contact_and_user(session: Session, contact_id: int) -> tuple[Contact, User | None]:
+    """The contact, locked, and the user that already has its email (or None), in one
+    statement; the domain's NotFound when there is no such contact."""
+    row = None
+    if 0 <= contact_id <= MAX_ID:  # beyond it no row can match; PostgreSQL would refuse the comparison
+        row = session.execute(
+            select(Contact, User).outerjoin(User, User.email == Contact.email)
+            .where(Contact.id == contact_id).with_for_update(of=Contact)
+        ).one_or_none()
+    if row is None:
+        raise NotFound(f"Contact {contact_id} does not exist.")
+    return tuple(row)
 
 
 def resend_welcome_email(session: Session, contact_id: int, *, actor: User | int | None = None) -> User:
