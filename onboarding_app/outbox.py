@@ -104,9 +104,11 @@ def queue_welcome_email(
     return queue_email(session, kind, user=user, contact=contact, new_account=new_account)
 
 
-def _lease_seconds() -> float:
-    """How long a claim keeps other deliverers away: longer than any SMTP conversation."""
-    return max(60.0, 6 * float(current_app.config["MAIL_TIMEOUT"]))
+def _lease_seconds(emails: int) -> float:
+    """How long a claim of ``emails`` keeps other deliverers away: longer than any SMTP
+    conversation sending them (each exchange may take ``MAIL_TIMEOUT``: a few to connect and
+    greet, four per message)."""
+    return max(60.0, (3 + 4 * emails) * float(current_app.config["MAIL_TIMEOUT"]))
 
 
 def _reminder_context(email: OutboundEmail) -> dict:
@@ -228,7 +230,7 @@ def deliver(
     of workers at once and to repeat: each email is sent by one of them only. Returns the
     attempt at each email claimed (one that is not pending, not due or taken is absent)."""
     lease = run_in_transaction(session, lambda: leases.claim_many(
-        session, OutboundEmail, ids, lease_seconds=_lease_seconds(), due_only=due_only, more=more,
+        session, OutboundEmail, ids, lease_seconds=_lease_seconds(len(ids) + more), due_only=due_only, more=more,
         returning=(OutboundEmail.kind,)))
     if not lease.rows:
         return {}
