@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import Row, case, or_, select, update
+from sqlalchemy import ARRAY, Integer, Row, any_, case, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .models import utcnow
@@ -70,9 +70,17 @@ def claim_many(
     else:
         chosen = chosen.where(model.id.in_(ids))
     chosen = chosen.limit(len(ids) + more).with_for_update(skip_locked=True)
+    if session.get_bind().dialect.name == "postgresql":
+        # The pick as one array, computed once before the UPDATE finds its rows by primary key:
+        # with stale statistics (a new or growing outbox) ``id IN (pick)`` was planned as a
+        # semi-join scanning the whole table, even running the pick again for each of its rows.
+        pick = select(func.array_agg(chosen.subquery().c.id)).scalar_subquery()
+        picked = model.id == any_(cast(pick, ARRAY(Integer)))  # ANY of an array, not of a subquery's rows
+    else:
+        picked = model.id.in_(chosen.scalar_subquery())
     leased = session.execute(
         update(model)
-        .where(model.id.in_(chosen.scalar_subquery()))
+        .where(picked)
         .values(claimed_until=until, attempts=model.attempts + 1)
         .returning(model.id, model.attempts, *returning)
         .execution_options(synchronize_session=False)
