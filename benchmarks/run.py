@@ -8,7 +8,8 @@ on SQLite and PostgreSQL, with the worker, in one command.
 Builds the data for each size (benchmarks.build), serves each database with gunicorn exactly
 as the README's production section says (``gunicorn --workers 2 --threads 4 wsgi:app`` with
 APP_ENV=production, SECRET_KEY, DATABASE_URL, MAIL_SERVER and APP_BASE_URL set) and, next to them, the bare Flask app (benchmarks.bare) with
-the same settings; drives each route with wrk on loopback (8 connections, bounded in time),
+the same settings; drives each route with wrk on loopback (8 clients, each request on a new
+connection as a proxy would send it, bounded in time),
 the sizes taking turns route by route so that other load on the machine hits both alike;
 prints the table with every figure also as a ratio to the bare endpoint. Next to that, per
 size: the API hot path in process against a bare view (benchmarks.inprocess, the issue's
@@ -206,11 +207,20 @@ def _lua_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid Lua string literal for this ASCII content
 
 
+# Every request on a new connection, as a proxy in front of gunicorn sends them (nginx speaks
+# HTTP/1.0 to its upstream unless told otherwise). With keep-alive, wrk's 8 connections stay
+# with whichever gunicorn worker accepted them for the whole round, and a round where one
+# worker got 6 of them and the other 2 measured one busy core: p50 twice as high as a round
+# where they split evenly (17 ms and 39 ms in two rounds of the same route, same data).
+CLOSE = {"Connection": "close"}
+
+
 def rotating_script(requests: list[tuple[str, str, dict[str, str], str | None]]) -> str:
     """Cycle through pre-formatted requests (method, path, headers, body)."""
     lines = []
     for method, path, headers, body in requests:
-        header_table = "{" + ", ".join(f"[{_lua_str(k)}] = {_lua_str(v)}" for k, v in headers.items()) + "}"
+        pairs = {**headers, **CLOSE}.items()
+        header_table = "{" + ", ".join(f"[{_lua_str(k)}] = {_lua_str(v)}" for k, v in pairs) + "}"
         lines.append(f"  reqs[#reqs + 1] = wrk.format({_lua_str(method)}, {_lua_str(path)}, {header_table}, "
                      f"{_lua_str(body) if body is not None else 'nil'})")
     return LUA % {
@@ -232,7 +242,7 @@ def provision_script(ids: list[int], tokens: list[str]) -> str:
         "  local id = ids[(idx - 1) % #ids + 1]\n"
         "  local token = tokens[(idx - 1) % #tokens + 1]\n"
         '  return wrk.format("POST", "/api/v1/crm/contacts/" .. id .. "/provision", '
-        '{["Authorization"] = "Bearer " .. token}, nil)'
+        '{["Authorization"] = "Bearer " .. token, ["Connection"] = "close"}, nil)'
     )
     resp = f"  if answered >= #ids - {CONNECTIONS * 2} then wrk.thread:stop() end"
     return LUA % {"init": init, "request": req, "response": resp, "out": "OUT_PATH"}
@@ -562,7 +572,7 @@ def growth_vs_bare(runs: list[dict]) -> dict[str, float]:
 
 def table(result: dict) -> str:
     lines = [
-        f"{result['database']} · gunicorn {' '.join(GUNICORN_SETTINGS)} · wrk -t1 -c{CONNECTIONS} "
+        f"{result['database']} · gunicorn {' '.join(GUNICORN_SETTINGS)} · wrk -t1 -c{CONNECTIONS} (Connection: close) "
         f"-d{result['settings']['duration_s']}s × {result['settings'].get('rounds', 1)} rounds, sizes taking turns "
         f"(best round shown) · {result['machine']['cpus']} CPUs",
         "",
