@@ -188,6 +188,20 @@ def test_security_headers(client):
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["X-Frame-Options"] == "DENY" and response.headers["Cache-Control"] == "no-store"
+    assert "Strict-Transport-Security" not in response.headers  # cookies without Secure: no HTTPS promise
+    assert len(response.headers.getlist("Content-Security-Policy")) == 1
+
+
+def test_security_headers_in_production_and_a_views_own_kept(bare_env, tmp_path):
+    production(bare_env)
+    bare_env.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/prod.db")
+    app = create_app()
+    app.add_url_rule("/cached", "cached", lambda: ("x", 200, {"Cache-Control": "max-age=60"}))
+    response = app.test_client().get("/cached")
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert response.headers.getlist("Cache-Control") == ["max-age=60"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_pages_carry_no_inline_script(client):
