@@ -413,6 +413,8 @@ def test_webhooks_page_is_for_admins_only(app, make, client, auth):
     make.user("staff", email="sam@example.com")
     auth.login("sam@example.com")
     assert client.get("/crm/webhooks").status_code == 403
+    _, dashboard = _page(client, "/dashboard")
+    assert not dashboard.css('nav a[href="/crm/webhooks"]')  # not offered where it would be refused
     token = auth.csrf("/dashboard")
     assert client.post("/crm/webhooks", data={"csrf_token": token, "url": "http://127.0.0.1/x",
                                               "events": "*"}).status_code == 403
@@ -423,6 +425,8 @@ def test_admin_adds_an_endpoint_sees_the_secret_once_and_its_deliveries(app, mak
     auth.login("root@example.com")
     response, page = _page(client)
     assert response.status_code == 200
+    [link] = page.css('nav a[href="/crm/webhooks"]')  # in the main navigation, marked as here
+    assert link.attributes.get("aria-current") == "page"
     token = page.css_first("input[name=csrf_token]").attributes["value"]
 
     refused = client.post("/crm/webhooks", data={"csrf_token": token, "url": "ftp://x", "events": "nope"})
