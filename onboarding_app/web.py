@@ -193,6 +193,29 @@ def format_exact(value: datetime | None) -> str:
     return "" if value is None else exact_time(_aware(value), viewer_zone())
 
 
+CELL_MARKS = {"done": "✓", "skipped": "–", "open": "○"}
+
+
+def format_task_cells(cells) -> Markup:
+    """A tracker row's task cells (``tracker.TaskCell``), the ``<li>`` of its checklist: each
+    says its task and state twice, as a tooltip with the exact time and to screen readers with
+    the relative one. Built here, not in the template: a tracker page has 150 of them, and the
+    template's work per cell was the largest part of the page's CPU."""
+    zone, now, items = viewer_zone(), utcnow(), []
+    for cell in cells:
+        state, title = cell.state, escape(cell.title)
+        optional = "" if cell.required else " (optional)"
+        at = _aware(cell.completed_at) if cell.completed_at else None
+        tooltip = f"{title}: {state}{' ' + escape(exact_time(at, zone)) if at else ''}{optional}"
+        spoken = f"{title}: {state}{' ' + _time_element(at, relative_time(at, now)) if at else ''}{optional}"
+        items.append(
+            f'<li class="task-cell cell-{state}{" cell-required" if cell.required else ""}" '
+            f'data-slug="{escape(cell.slug)}" data-state="{state}" title="{tooltip}">'
+            f'<span aria-hidden="true">{CELL_MARKS[state]}</span><span class="visually-hidden">{spoken}</span></li>'
+        )
+    return Markup("".join(items))
+
+
 def format_waited(value: datetime | None) -> str:
     """How long since ``value``: ``3 days``."""
     if value is None:
@@ -208,6 +231,7 @@ def register_page_blueprint(bp: Blueprint) -> None:
     bp.add_app_template_filter(format_exact, "exact")
     bp.add_app_template_filter(format_day, "day")
     bp.add_app_template_filter(format_waited, "waited")
+    bp.add_app_template_filter(format_task_cells, "task_cells")
     bp.after_request(vary_on_htmx)
 
     @bp.errorhandler(NotFound)
