@@ -180,12 +180,12 @@ def format_when(value: datetime | None) -> Markup:
 
 
 def format_day(value: datetime | None) -> Markup:
-    """A day in a table (the tracker's): ``<time datetime="2026-05-04T14:03:00+00:00"
+    """A day in a table (the tracker's), the viewer's day: ``<time datetime="2026-05-04T14:03:00+00:00"
     title="Mon 4 May 2026, 23:03 (Asia/Tokyo)">May 4</time>``."""
     if value is None:
         return Markup("")
     value = _aware(value)
-    return _time_element(value, value.strftime("%b %-d"))
+    return _time_element(value, value.astimezone(viewer_zone()).strftime("%b %-d"))
 
 
 def format_exact(value: datetime | None) -> str:

@@ -437,3 +437,20 @@ def test_query_count_is_the_same_with_5_and_200_accounts(app, client, staff, pat
         assert counts[0] == counts[1] <= budget, (counts, counter.statements)
     finally:
         counter.close()
+
+
+def test_tracker_days_are_the_viewers_days(app, client, staff, make, auth):
+    contact_id, _ = make.provisioned(email="zone@example.com")
+    late = datetime(2026, 1, 15, 23, 30, tzinfo=timezone.utc)  # already the 16th in Tokyo
+    set_times(app, contact_id, provisioned_at=late, last_activity_at=late)
+
+    def provisioned(**cookies):
+        for name, value in cookies.items():
+            client.set_cookie(name, value)
+        row = HTMLParser(client.get("/crm/onboarding?status=all").get_data(as_text=True)).css_first(
+            f"#tracker-row-{contact_id}")
+        time = row.css_first(".provisioned time")
+        return time.text(strip=True), time.attributes["title"]
+
+    assert provisioned() == ("Jan 15", "Thu 15 Jan 2026, 23:30 (UTC)")
+    assert provisioned(tz="Asia/Tokyo") == ("Jan 16", "Fri 16 Jan 2026, 08:30 (Asia/Tokyo)")
