@@ -53,6 +53,7 @@ def test_every_page_fits_a_phone_and_passes_axe(app, make, new_page, mailbox):
         ("staff dashboard", "/dashboard"),
         ("contact list", "/crm/contacts"),
         ("contact search", "/crm/contacts?q=ada"),
+        ("onboarding tracker", "/crm/onboarding"),
         ("qualified contact", f"/crm/contacts/{qualified}"),
         ("provisioned contact", f"/crm/contacts/{provisioned}"),
         ("new contact form", "/crm/contacts/new"),
