@@ -165,9 +165,12 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
-def _time_element(value: datetime, text: str) -> Markup:
+def _time_element(value: datetime, text: str, *, relative: bool = False) -> Markup:
+    """``relative``: the text is ``relative_time``'s, which static/app.js keeps current while
+    the page stays open (``data-relative``)."""
     exact = escape(exact_time(value, viewer_zone()))
-    return Markup(f'<time datetime="{value.isoformat()}" title="{exact}">{escape(text)}</time>')
+    marker = " data-relative" if relative else ""
+    return Markup(f'<time datetime="{value.isoformat()}" title="{exact}"{marker}>{escape(text)}</time>')
 
 
 def format_when(value: datetime | None) -> Markup:
@@ -176,7 +179,7 @@ def format_when(value: datetime | None) -> Markup:
     if value is None:
         return Markup("")
     value = _aware(value)
-    return _time_element(value, relative_time(value, utcnow()))
+    return _time_element(value, relative_time(value, utcnow()), relative=True)
 
 
 def format_day(value: datetime | None) -> Markup:
@@ -207,7 +210,8 @@ def format_task_cells(cells) -> Markup:
         optional = "" if cell.required else " (optional)"
         at = _aware(cell.completed_at) if cell.completed_at else None
         tooltip = f"{title}: {state}{' ' + escape(exact_time(at, zone)) if at else ''}{optional}"
-        spoken = f"{title}: {state}{' ' + _time_element(at, relative_time(at, now)) if at else ''}{optional}"
+        when = " " + _time_element(at, relative_time(at, now), relative=True) if at else ""
+        spoken = f"{title}: {state}{when}{optional}"
         items.append(
             f'<li class="task-cell cell-{state}{" cell-required" if cell.required else ""}" '
             f'data-slug="{escape(cell.slug)}" data-state="{state}" title="{tooltip}">'

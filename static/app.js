@@ -67,6 +67,39 @@ document.addEventListener("htmx:sendError", function () {
   }
 })();
 
+// --- relative times stay current ----------------------------------------------------------
+// The server writes "3 days ago" (web.relative_time: Babel's format_timedelta, English) in a
+// <time data-relative datetime="..."> element; a page left open rewrites it each minute by the
+// same rule: the largest unit of which the time is at least 0.85, rounded half to even, and
+// "just now" under 45 seconds.
+var RELATIVE_UNITS = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400],
+  ["hour", 3600], ["minute", 60], ["second", 1]];
+var relativeFormat = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat("en", {numeric: "always"}) : null;
+function roundHalfEven(x) {
+  var r = Math.round(x);
+  return (Math.abs(x % 1) === 0.5 && r % 2 !== 0) ? r - 1 : r;
+}
+function relativeText(seconds) {
+  if (Math.abs(seconds) < 45) { return "just now"; }
+  for (var i = 0; i < RELATIVE_UNITS.length; i++) {
+    var value = Math.abs(seconds) / RELATIVE_UNITS[i][1];
+    if (value >= 0.85 || i === RELATIVE_UNITS.length - 1) {
+      var n = Math.max(1, roundHalfEven(value));
+      return relativeFormat.format(seconds < 0 ? -n : n, RELATIVE_UNITS[i][0]);
+    }
+  }
+}
+function refreshRelativeTimes() {
+  var now = Date.now();
+  document.querySelectorAll("time[data-relative]").forEach(function (el) {
+    var at = Date.parse(el.getAttribute("datetime"));
+    if (isNaN(at)) { return; }
+    var text = relativeText((at - now) / 1000);
+    if (el.textContent !== text) { el.textContent = text; }
+  });
+}
+if (relativeFormat) { window.setInterval(refreshRelativeTimes, 60000); }
+
 // --- after a swap: one polite announcement, focus somewhere sensible ------------------------
 // The server sends HX-Trigger-After-Settle {"onb:announce": {message, focus}} (web.respond).
 function focusElement(el) {

@@ -168,6 +168,10 @@ def test_relative_times_read_naturally(app):
     assert relative_time(now - timedelta(days=3, hours=2), now) == "3 days ago"
     assert relative_time(now - timedelta(seconds=10), now) == "just now"
     assert relative_time(now + timedelta(hours=2), now) == "in 2 hours"
+    # The unit is the largest the time is at least 0.85 of (static/app.js ticks by the same rule).
+    assert relative_time(now - timedelta(minutes=50), now) == "50 minutes ago"
+    assert relative_time(now - timedelta(minutes=52), now) == "1 hour ago"
+    assert relative_time(now - timedelta(hours=60), now) == "2 days ago"  # 2.5 rounds half to even
 
 
 # --- after a swap: announcement and focus ------------------------------------------------------------

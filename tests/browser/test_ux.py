@@ -1,15 +1,17 @@
 """Issue 15 in a real browser: every page at 390 px without sideways scrolling and without a
 serious axe-core violation; the approve dialog with the keyboard alone; focus and the live
-region after "Mark done"; times in the browser's zone."""
+region after "Mark done"; times in the browser's zone, and relative times that stay current."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 from playwright.sync_api import expect
 
 from onboarding_app import accounts, provisioning
 from onboarding_app.extensions import db
+from onboarding_app.web import relative_time
 from tests.conftest import NEW_PASSWORD, STAFF_PASSWORD
 
 PHONE = {"width": 390, "height": 844}
@@ -166,3 +168,32 @@ def test_times_follow_the_browser_zone(app, make, browser, live_server):
         context.close()
     assert titles["Asia/Tokyo"].endswith("(Asia/Tokyo)")
     assert titles["America/Los_Angeles"].endswith("(America/Los_Angeles)")
+
+
+def test_relative_times_stay_current_on_an_open_page(make, page):
+    make.user("staff", email="sam@example.com", name="Sam Staff")
+    contact_id = make.contact("LEAD", name="Ada Lovelace")
+    page.clock.install()  # the page's timers and Date follow this clock from now on
+    page.sign_in("sam@example.com", STAFF_PASSWORD)
+    page.open(f"/crm/contacts/{contact_id}")
+    page.mark_page()
+    created = page.locator("dl.details time")
+    expect(created).to_have_text("just now")
+    # Left open: the text follows the clock, by the server's rule (Babel's), without a reload.
+    page.clock.fast_forward("50:00")
+    expect(created).to_have_text("50 minutes ago")
+    page.clock.fast_forward("02:00")
+    expect(created).to_have_text("1 hour ago")  # 52 minutes is at least 0.85 of an hour
+    page.clock.fast_forward("24:00:00")
+    expect(created).to_have_text("1 day ago")
+    page.clock.fast_forward(3 * 24 * 3600 * 1000)
+    expect(created).to_have_text("4 days ago")
+    assert created.get_attribute("title").endswith(")")  # the exact time stays on hover
+    page.assert_not_reloaded()
+
+    # The page's rule is the server's, unit by unit and at the edges (2.5 rounds half to even).
+    now = datetime.now(timezone.utc)
+    for seconds in (-10, -44, -45, -3000, -3120, -5400, -9000, -216000, -86400 * 6, -86400 * 45,
+                    -86400 * 400, 7200, 86400 * 3):
+        server = relative_time(now + timedelta(seconds=seconds), now)
+        assert page.evaluate("s => relativeText(s)", seconds) == server, seconds
