@@ -2,7 +2,9 @@
 one (fields, position, retired). Positions are 1-based and dense per role; moving a task
 renumbers the rest. A required task added (or brought back) gives every account of the role
 still in ONBOARDING an open progress row; a task that stops blocking (retired, or no longer
-required) runs the completion check for everyone of the role still in ONBOARDING."""
+required) runs the completion check for everyone of the role still in ONBOARDING. Each change
+is a feed event (``checklist.task.added`` / ``checklist.task.changed``: who, which task, what
+changed), so staff can see who edited a checklist and webhooks hear of it."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, insert, literal, select
 from sqlalchemy.orm import Session
 
+from . import feed
 from .checklist import required_progress
 from .errors import NotFound, SlugTaken, ValidationFailed
 from .models import ACCOUNT_ROLES, Contact, Document, OnboardingProgress, OnboardingTask, User, utcnow
@@ -86,6 +89,18 @@ def _settle_everyone(session: Session, role: str) -> int:
     return moved
 
 
+def _task_words(task: OnboardingTask) -> dict[str, Any]:
+    """What a checklist event names of its task."""
+    return {"role": task.role, "slug": task.slug, "title": task.title}
+
+
+def _editable(task: OnboardingTask) -> dict[str, Any]:
+    """A task's editable fields, to name what an update changed (the others renumbered are not
+    changes of theirs)."""
+    return {"title": task.title, "description": task.description, "action_url": task.action_url,
+            "required": task.required, "retired": task.retired_at is not None, "position": task.position}
+
+
 def add_task(session: Session, role: str, data: ChecklistTaskCreate | dict[str, Any], *, actor_id: int | None = None) -> OnboardingTask:
     """Add a task at the end of ``role``'s checklist. 409 ``slug_taken`` when the role has a
     task (even retired) with that slug; 422 for a bad field or an unknown document."""
@@ -113,6 +128,8 @@ def add_task(session: Session, role: str, data: ChecklistTaskCreate | dict[str, 
         session.flush()
         if task.required:
             _open_rows_for_onboarding(session, task)
+        feed.record(session, feed.EVENT_CHECKLIST_TASK_ADDED, actor_id=actor_id,
+                    data={**_task_words(task), "kind": task.kind, "required": task.required})
         return task
 
     return run_in_transaction(session, work)
@@ -137,6 +154,7 @@ def update_task(session: Session, role: str, slug: str, data: ChecklistTaskUpdat
         if "position" in sent and values.position is not None and values.position > len(tasks):
             raise ValidationFailed({"position": f"Must be between 1 and {len(tasks)}."})
         blocking_before = task.required and task.retired_at is None
+        before = _editable(task)
         if "title" in sent:
             task.title = values.title
         if "description" in sent:
@@ -157,6 +175,12 @@ def update_task(session: Session, role: str, slug: str, data: ChecklistTaskUpdat
             _open_rows_for_onboarding(session, task)
         elif blocking_before and not blocking_now:
             _settle_everyone(session, role)
+        after = _editable(task)
+        changed = [name for name in after if after[name] != before[name]]
+        if changed:
+            feed.record(session, feed.EVENT_CHECKLIST_TASK_CHANGED, actor_id=actor_id,
+                        data={**_task_words(task), "fields": changed, "position": task.position,
+                              "required": task.required, "retired": task.retired_at is not None})
         return task
 
     return run_in_transaction(session, work)

@@ -26,6 +26,8 @@ EVENT_CONTACT_UPDATED = "crm.contact.updated"
 EVENT_STATUS_CHANGED = "crm.contact.status_changed"
 EVENT_WEBHOOK_TEST = "webhook.test"
 EVENT_CONTACT_DELETED = "crm.contact.deleted"
+EVENT_CHECKLIST_TASK_ADDED = "checklist.task.added"
+EVENT_CHECKLIST_TASK_CHANGED = "checklist.task.changed"
 
 
 def record(
@@ -106,6 +108,15 @@ def _provisioned(w: _Words) -> str:
     return f"{w.actor} approved {w.contact}; linked to the existing account {w.data.get('email')}"
 
 
+def _checklist_task_changed(w: _Words) -> str:
+    title, role, fields = w.data.get("title"), w.data.get("role"), w.data.get("fields", [])
+    if "retired" in fields:
+        return f"{w.actor} {'retired' if w.data.get('retired') else 'brought back'} “{title}” on the {role} checklist"
+    if fields == ["position"]:
+        return f"{w.actor} moved “{title}” to position {w.data.get('position')} of the {role} checklist"
+    return f"{w.actor} edited “{title}” on the {role} checklist ({', '.join(fields)})"
+
+
 SENTENCES: dict[str, Callable[[_Words], str]] = {
     EVENT_PROVISIONED: _provisioned,
     EVENT_WELCOME_RESENT: lambda w: f"{w.actor} resent the welcome email to {w.contact}",
@@ -131,6 +142,11 @@ SENTENCES: dict[str, Callable[[_Words], str]] = {
     EVENT_CONTACT_DELETED: lambda w: f"{w.actor} deleted {w.contact}",
     EVENT_PASSWORD_SET: lambda w: f"{w.actor} set a new password",
     EVENT_WEBHOOK_TEST: lambda w: f"{w.actor} sent a test webhook",
+    EVENT_CHECKLIST_TASK_ADDED: lambda w: (
+        f"{w.actor} added “{w.data.get('title')}” to the {w.data.get('role')} checklist"
+        + ("" if w.data.get("required") else " (optional)")
+    ),
+    EVENT_CHECKLIST_TASK_CHANGED: _checklist_task_changed,
 }
 
 

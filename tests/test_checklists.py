@@ -110,6 +110,50 @@ def test_moving_a_task_renumbers_the_rest(app):
                           "book-kickoff-call", "invite-teammates"]
 
 
+def checklist_events(app) -> list[tuple[str, int | None, dict, str]]:
+    """Checklist feed events, oldest first: (type, actor, data, the feed's sentence)."""
+    with app.app_context():
+        events = db.session.execute(select(FeedEvent).where(FeedEvent.type.like("checklist.%"))
+                                    .order_by(FeedEvent.id)).scalars().all()
+        return [(e.type, e.actor_id, e.payload, feed.describe(e)) for e in events]
+
+
+def test_every_checklist_change_is_a_feed_event_naming_who_and_what(app, make):
+    admin_id = make.user("admin", email="ada.admin@example.com", name="Ada Admin")
+    with app.app_context():
+        checklists.add_task(db.session, "client", NEW, actor_id=admin_id)
+        checklists.update_task(db.session, "client", "security-review", {"position": 2}, actor_id=admin_id)
+        checklists.update_task(db.session, "client", "security-review",
+                               {"title": "Pass the audit", "required": False}, actor_id=admin_id)
+        checklists.update_task(db.session, "client", "security-review", {"retired": True}, actor_id=admin_id)
+        checklists.update_task(db.session, "client", "security-review", {"retired": False}, actor_id=admin_id)
+        # Nothing different: no event.
+        checklists.update_task(db.session, "client", "security-review", {"title": "Pass the audit"}, actor_id=admin_id)
+    events = checklist_events(app)
+    assert [(t, actor) for t, actor, _, _ in events] == [
+        ("checklist.task.added", admin_id)] + [("checklist.task.changed", admin_id)] * 4
+    assert [sentence for *_, sentence in events] == [
+        "Ada Admin added “Pass the security review” to the client checklist",
+        "Ada Admin moved “Pass the security review” to position 2 of the client checklist",
+        "Ada Admin edited “Pass the audit” on the client checklist (title, required)",
+        "Ada Admin retired “Pass the audit” on the client checklist",
+        "Ada Admin brought back “Pass the audit” on the client checklist",
+    ]
+    added, moved = events[0][2], events[1][2]
+    assert added == {"role": "client", "slug": "security-review", "title": "Pass the security review",
+                     "kind": "manual", "required": True}
+    assert moved["fields"] == ["position"] and moved["position"] == 2  # the others renumbered are not its changes
+
+
+def test_a_refused_checklist_change_writes_no_event(app):
+    with app.app_context():
+        with pytest.raises(SlugTaken):
+            checklists.add_task(db.session, "client", {**NEW, "slug": "accept-terms"})
+        with pytest.raises(ValidationFailed):
+            checklists.update_task(db.session, "client", "accept-terms", {"position": 7})
+    assert checklist_events(app) == []
+
+
 @pytest.mark.parametrize("change", [{"position": 0}, {"position": 7}, {"title": ""}, {"action_url": "mailto:x@y.z"},
                                     {"required": None}, {"colour": "red"}])
 def test_a_bad_update_is_refused_and_nothing_changes(app, change):
@@ -307,6 +351,11 @@ def test_an_admin_adds_moves_and_retires_through_htmx(client, auth, admin, app):
     html = parse(retired)
     assert html.text("#task-row-security-review .state") == "Retired" and html.has("#task-row-security-review button.restore")
     assert "retired" in html.text("#checklist-message")
+    assert [(t, data["fields"] if "fields" in data else None) for t, _, data, _ in checklist_events(app)] == [
+        ("checklist.task.added", None), ("checklist.task.changed", ["position"]),
+        ("checklist.task.changed", ["retired"])]
+    feed_page = parse(client.get("/dashboard"))
+    assert "moved “Security review” to position 6 of the client checklist" in feed_page.text("#feed")
 
 
 def test_an_invalid_task_shows_its_errors_next_to_the_fields(client, auth, admin, app):

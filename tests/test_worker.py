@@ -298,6 +298,24 @@ def test_events_reach_a_receiver_signed_per_standard_webhooks(app, make, session
     assert delivery.status == "delivered" and delivery.last_status_code == 204 and delivery.attempts == 1
 
 
+def test_checklist_edits_reach_a_subscribed_receiver(app, make, session, receiver, private_ok):
+    from onboarding_app import checklists
+
+    assert {"checklist.task.added", "checklist.task.changed"} <= set(webhooks.known_event_types())
+    new = webhooks.create_endpoint(session, {"url": receiver.url, "events": ["checklist.task.changed"]})
+    receiver.secret = new.secret
+    admin_id = make.user("admin", email="ada.admin@example.com")
+    checklists.add_task(session, "client", {"slug": "audit", "title": "Pass the audit", "kind": "manual", "required": True},
+                        actor_id=admin_id)  # added: not subscribed
+    checklists.update_task(session, "client", "audit", {"retired": True}, actor_id=admin_id)
+
+    [body] = receiver.verified
+    assert body["type"] == "checklist.task.changed"
+    assert body["data"]["actor_id"] == admin_id
+    assert body["data"]["data"] == {"role": "client", "slug": "audit", "title": "Pass the audit",
+                                  "fields": ["retired"], "position": 7, "required": True, "retired": True}
+
+
 def test_a_failing_receiver_gets_retries_with_the_same_id_until_it_accepts(app, make, session, receiver, private_ok):
     receiver.plan = [500, 503]
     new = webhooks.create_endpoint(session, {"url": receiver.url, "events": ["*"]})
