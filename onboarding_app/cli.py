@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 
 from . import accounts, checklist, contacts, documents, outbox, provisioning, reminders
 from .uploads import IncomingFile
@@ -183,6 +183,18 @@ def _demo_answers(slug: str, name: str, email: str, company: str, document_versi
     return answers.get(slug)
 
 
+def _provision_and_welcome(staff: User, contact_id: int) -> int:
+    """Provision a demo account and deliver its welcome email at once, as the worker would
+    have before the customer signed in (queued until the worker starts, it would find the
+    demo's own password set and be refused). Returns the user's id."""
+    user_id = provisioning.provision_account(db.session, contact_id, actor=staff).user.id
+    pending = db.session.execute(select(OutboundEmail.id).where(
+        OutboundEmail.user_id == user_id, OutboundEmail.status == "pending")).scalars().all()
+    if pending:  # (none when the jobs run at once, as in the tests)
+        outbox.deliver(db.session, pending, due_only=False)
+    return user_id
+
+
 def _seed_contact(staff: User, name: str, email: str, company: str, role: str, target: str) -> str:
     existing = db.session.execute(select(Contact).where(Contact.email == email)).scalar_one_or_none()
     if existing is not None:
@@ -195,8 +207,7 @@ def _seed_contact(staff: User, name: str, email: str, company: str, role: str, t
     contacts.change_status(db.session, contact.id, "LOST" if target == "LOST" else "QUALIFIED", actor=staff)
     if target in ("QUALIFIED", "LOST"):
         return f"created  {name} ({target})"
-    result = provisioning.provision_account(db.session, contact.id, actor=staff)
-    user_id = result.user.id
+    user_id = _provision_and_welcome(staff, contact.id)
     accounts.set_password(db.session, user_id, DEMO_CLIENT_PASSWORD)
     state = checklist.onboarding_state(db.session, user_id)
     open_required = [t for t in state.tasks if t.task.required and not t.completed]
@@ -233,7 +244,7 @@ def _seed_tracker_account(staff: User, name, email, company, role, done, signed_
     contact = contacts.create_contact(db.session, {"name": name, "email": email, "company": company, "role": role},
                                       actor=staff)
     contacts.change_status(db.session, contact.id, "QUALIFIED", actor=staff)
-    user_id = provisioning.provision_account(db.session, contact.id, actor=staff).user.id
+    user_id = _provision_and_welcome(staff, contact.id)
     if done == "all":
         done = [t.task.slug for t in checklist.onboarding_state(db.session, user_id).tasks if t.task.required]
     for slug in done:
@@ -267,6 +278,9 @@ def _backdate(contact_id: int, user_id: int, age_days: float, quiet_days: float,
             completed_at=activated or quiet))
         if signed_in:
             db.session.execute(update(User).where(User.id == user_id).values(last_sign_in_at=provisioned + timedelta(hours=2)))
+        db.session.execute(update(OutboundEmail).where(OutboundEmail.user_id == user_id).values(
+            created_at=provisioned, next_attempt_at=provisioned,
+            sent_at=case((OutboundEmail.sent_at.is_(None), None), else_=provisioned + timedelta(minutes=1))))
 
     run_in_transaction(db.session, work)
 

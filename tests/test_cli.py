@@ -143,6 +143,22 @@ def test_seed_demo_gives_the_tracker_and_funnel_something_to_show(runner, sessio
     assert funnel.time_to_active.median_hours == 30.0
 
 
+def test_seed_demo_before_the_worker_starts_leaves_every_welcome_email_sent(runner, session, mailbox, monkeypatch):
+    # As scripts/run does it: seed first, the worker later. Queued jobs do not run here.
+    from onboarding_app import jobs
+
+    monkeypatch.setattr(jobs, "_RUNNERS", {name: (lambda *ids: None) for name in jobs._RUNNERS})
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    emails = session.execute(select(OutboundEmail).where(OutboundEmail.kind == "welcome")).scalars().all()
+    assert len(emails) == 9
+    # Delivered before each demo customer set a password, not refused afterwards for it.
+    assert {(e.status, e.last_error) for e in emails} == {("sent", None)}
+    assert len(mailbox.messages) == 9
+    hedy = next(e for e in emails if e.recipient == "hedy@example.com")
+    contact = session.execute(select(Contact).where(Contact.email == "hedy@example.com")).scalar_one()
+    assert hedy.created_at == contact.provisioned_at and hedy.sent_at > hedy.created_at  # dated with its account
+
+
 def test_onboarding_remind_runs_the_sweep_once(runner, make, app, mailbox, session):
     import sqlalchemy as sa
 
