@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 import socket
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -235,8 +236,8 @@ def _lease_seconds() -> float:
 
 
 def deliver(session: Session, delivery_id: int, *, due_only: bool = True) -> leases.Attempt:
-    """One attempt at one delivery: claim it, POST it (no redirects followed, a timeout on
-    the whole exchange), record what happened. 2xx is delivered; anything else is retried."""
+    """One attempt at one delivery: claim it, POST it (no redirects followed, ``WEBHOOK_TIMEOUT``
+    for the whole exchange: ``_Deadline``), record what happened. 2xx is delivered; anything else is retried."""
 
     def claim() -> _Claimed | None:
         if not leases.claim(session, WebhookDelivery, delivery_id, lease_seconds=_lease_seconds(), due_only=due_only):
@@ -267,8 +268,51 @@ def deliver(session: Session, delivery_id: int, *, due_only: bool = True) -> lea
 @functools.lru_cache(maxsize=1)
 def _client() -> httpx.Client:
     """One HTTP client per process (thread-safe, its TLS context built once): redirects are
-    never followed, no proxy settings from the environment."""
-    return httpx.Client(follow_redirects=False, trust_env=False)
+    never followed, no proxy settings from the environment, and no connection kept for the
+    next delivery, so each exchange has a socket of its own for ``_Deadline`` to end."""
+    return httpx.Client(follow_redirects=False, trust_env=False, limits=httpx.Limits(max_keepalive_connections=0))
+
+
+class _Deadline:
+    """Ends an HTTP exchange ``seconds`` after it starts, in all. httpx's timeouts bound each
+    network operation, so a receiver answering a byte at a time, each within the timeout,
+    would hold a delivery for as long as it liked, beyond its lease (and another worker could
+    then send it again). At the deadline the exchange's socket is shut down, which ends the
+    blocked read at once; httpx reports it as a network error. Pass ``trace`` as the request's
+    ``trace`` extension: it learns the socket when the connection is made (or wrapped in TLS)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def trace(self, name: str, info: dict[str, Any]) -> None:
+        if name in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            with self._lock:
+                self._socket = info["return_value"].get_extra_info("socket")
+                if self.expired:
+                    self._shut_down()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            self._shut_down()
+
+    def _shut_down(self) -> None:
+        if self._socket is not None:
+            try:
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
 
 
 def _post(claimed: _Claimed, delivery_id: int) -> tuple[int | None, str | None]:
@@ -285,10 +329,14 @@ def _post(claimed: _Claimed, delivery_id: int) -> tuple[int | None, str | None]:
         "webhook-signature": Webhook(claimed.secret).sign(msg_id, now, claimed.body),
     }
     timeout = float(current_app.config["WEBHOOK_TIMEOUT"])
-    try:
-        response = _client().post(claimed.url, content=claimed.body.encode(), headers=headers, timeout=timeout)
-    except httpx.HTTPError as exc:
-        return None, f"{type(exc).__name__}: {exc}"
+    with _Deadline(timeout) as deadline:
+        try:
+            response = _client().post(claimed.url, content=claimed.body.encode(), headers=headers, timeout=timeout,
+                                      extensions={"trace": deadline.trace})
+        except httpx.HTTPError as exc:
+            if deadline.expired:
+                return None, f"Timed out: no complete answer within {timeout:g} s."
+            return None, f"{type(exc).__name__}: {exc}"
     if 200 <= response.status_code < 300:
         return response.status_code, None
     return response.status_code, f"HTTP {response.status_code}"

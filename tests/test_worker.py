@@ -6,12 +6,16 @@ accepts and never answers, a local HTTP receiver, Huey's SQLite and Redis storag
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
@@ -62,9 +66,10 @@ def tarpit():
 
 class Receiver:
     """A local webhook receiver that verifies every request with the standardwebhooks library.
-    ``plan`` says how it answers the next requests: an HTTP status, or "hang"."""
+    ``plan`` says how it answers the next requests: an HTTP status, "hang" (say nothing), or
+    "trickle" (a 200 whose headers come a byte every 0.2 s, each well within any read timeout)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.secret: str | None = None
         self.plan: list = []
         self.received: list[dict] = []
@@ -81,6 +86,16 @@ class Receiver:
                 if step == "hang":
                     receiver.release.wait(10)
                     return
+                if step == "trickle":
+                    try:
+                        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Slow: " + b"z" * 200 + b"\r\n\r\n":
+                            if receiver.release.wait(0.2):
+                                return
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                    except OSError:  # the sender hung up
+                        pass
+                    return
                 if step < 300:
                     receiver.verified.append(Webhook(receiver.secret).verify(body, headers))
                 self.send_response(step)
@@ -92,7 +107,9 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}/hooks"
         # A short poll interval: shutdown() waits for the serving loop's next poll.
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
@@ -348,6 +365,59 @@ def test_a_hanging_receiver_costs_the_timeout_and_is_retried_then_failed(app, ma
     delivery = session.get(WebhookDelivery, delivery_id)
     assert delivery.status == "failed" and delivery.attempts == 4 and delivery.last_status_code == 500
     assert webhooks.deliver(session, delivery_id).outcome == "skipped"
+
+
+def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeout_in_all(app, make, session, receiver, private_ok):
+    # Each byte comes well within the timeout, so only a limit on the whole exchange ends it:
+    # otherwise the attempt would last 45 s, beyond its lease, and another worker could send
+    # the same delivery again meanwhile.
+    app.config["WEBHOOK_RETRY_SCHEDULE"] = (3600, 3600, 3600)  # the retry waits: see the first attempt
+    receiver.plan = ["trickle"]
+    new = webhooks.create_endpoint(session, {"url": receiver.url, "events": ["*"]})
+    receiver.secret = new.secret
+    started = time.perf_counter()
+    webhooks.send_test(session, new.endpoint.id)  # WEBHOOK_TIMEOUT is 1 s here
+    assert time.perf_counter() - started < 2.5
+    delivery = session.execute(select(WebhookDelivery)).scalar_one()
+    assert delivery.status == "pending" and delivery.attempts == 1
+    assert delivery.last_error == "Timed out: no complete answer within 1 s."
+    assert len(receiver.received) == 1
+
+
+@pytest.fixture
+def tls_receiver(tmp_path, monkeypatch):
+    """A receiver on https:// with a self-signed certificate, and the webhook client trusting
+    it (the same settings as ``webhooks._client`` otherwise)."""
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl (the command) is needed to make the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    client = httpx.Client(follow_redirects=False, trust_env=False, verify=ssl.create_default_context(cafile=str(cert)),
+                          limits=httpx.Limits(max_keepalive_connections=0))
+    monkeypatch.setattr(webhooks, "_client", lambda: client)
+    r = Receiver(tls=server_context)
+    yield r
+    r.close()
+    client.close()
+
+
+def test_the_whole_exchange_limit_holds_over_tls_too(app, make, session, tls_receiver, private_ok):
+    app.config["WEBHOOK_RETRY_SCHEDULE"] = (3600, 3600, 3600)
+    tls_receiver.plan = ["trickle", 204]
+    new = webhooks.create_endpoint(session, {"url": tls_receiver.url, "events": ["*"]})
+    tls_receiver.secret = new.secret
+    started = time.perf_counter()
+    webhooks.send_test(session, new.endpoint.id)
+    assert time.perf_counter() - started < 2.5
+    delivery = session.execute(select(WebhookDelivery)).scalar_one()
+    assert delivery.last_error == "Timed out: no complete answer within 1 s."
+    # The next attempt, on a connection of its own, is delivered.
+    assert webhooks.deliver(session, delivery.id, due_only=False).outcome == "sent"
+    assert len(tls_receiver.verified) == 1
 
 
 @pytest.mark.parametrize("url", [
