@@ -236,8 +236,9 @@ def _lease_seconds() -> float:
 
 
 def deliver(session: Session, delivery_id: int, *, due_only: bool = True) -> leases.Attempt:
-    """One attempt at one delivery: claim it, POST it (no redirects followed, ``WEBHOOK_TIMEOUT``
-    for the whole exchange: ``_Deadline``), record what happened. 2xx is delivered; anything else is retried."""
+    """One attempt at one delivery: claim it, POST it (no redirects followed,
+    ``WEBHOOK_TIMEOUT`` for the whole exchange: ``_Deadline``), record what happened. 2xx is
+    delivered; anything else is retried."""
 
     def claim() -> _Claimed | None:
         if not leases.claim(session, WebhookDelivery, delivery_id, lease_seconds=_lease_seconds(), due_only=due_only):
