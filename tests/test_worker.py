@@ -377,7 +377,7 @@ def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeout_in_all(app, m
     receiver.secret = new.secret
     started = time.perf_counter()
     webhooks.send_test(session, new.endpoint.id)  # WEBHOOK_TIMEOUT is 1 s here
-    assert time.perf_counter() - started < 2.5
+    assert time.perf_counter() - started < 5  # not the 45 s the answer would take
     delivery = session.execute(select(WebhookDelivery)).scalar_one()
     assert delivery.status == "pending" and delivery.attempts == 1
     assert delivery.last_error == "Timed out: no complete answer within 1 s."
@@ -412,7 +412,7 @@ def test_the_whole_exchange_limit_holds_over_tls_too(app, make, session, tls_rec
     tls_receiver.secret = new.secret
     started = time.perf_counter()
     webhooks.send_test(session, new.endpoint.id)
-    assert time.perf_counter() - started < 2.5
+    assert time.perf_counter() - started < 5  # not the 45 s the answer would take
     delivery = session.execute(select(WebhookDelivery)).scalar_one()
     assert delivery.last_error == "Timed out: no complete answer within 1 s."
     # The next attempt, on a connection of its own, is delivered.
