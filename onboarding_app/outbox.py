@@ -284,12 +284,6 @@ def deliver(
     return outcomes
 
 
-def deliver_email(session: Session, email_id: int, *, due_only: bool = True) -> leases.Attempt:
-    """One attempt at one email (``deliver``): ``SKIPPED`` when it is not pending, not due,
-    or another worker has it."""
-    return deliver(session, [email_id], due_only=due_only).get(email_id, leases.Attempt(leases.SKIPPED))
-
-
 def deliver_pending(session: Session, *, due_only: bool = False, limit: int = 500) -> DeliveryReport:
     """Try pending emails once each, oldest first, ``BATCH`` at a time: every one (``flask
     outbox deliver``), or only those due now (the worker's sweep, which also picks up any

@@ -191,11 +191,6 @@ def format_day(value: datetime | None) -> Markup:
     return _time_element(value, value.astimezone(viewer_zone()).strftime("%b %-d"))
 
 
-def format_exact(value: datetime | None) -> str:
-    """The exact time alone, in the viewer's zone, for an attribute (``title``)."""
-    return "" if value is None else exact_time(_aware(value), viewer_zone())
-
-
 CELL_MARKS = {"done": "✓", "skipped": "–", "open": "○"}
 
 
@@ -232,7 +227,6 @@ def register_page_blueprint(bp: Blueprint) -> None:
     HX-Request`` on every response (one URL, two shapes), and a domain ``NotFound`` (an unknown
     contact id or task) answered with the app's 404 page."""
     bp.add_app_template_filter(format_when, "when")
-    bp.add_app_template_filter(format_exact, "exact")
     bp.add_app_template_filter(format_day, "day")
     bp.add_app_template_filter(format_waited, "waited")
     bp.add_app_template_filter(format_task_cells, "task_cells")

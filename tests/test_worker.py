@@ -255,7 +255,7 @@ def test_a_refusing_server_backs_off_on_the_schedule_then_fails_and_retry_now_se
     email = session.execute(select(OutboundEmail)).scalar_one()
     delay = email.next_attempt_at - utcnow()
     assert email.attempts == 1 and timedelta(seconds=50) < delay <= timedelta(seconds=60)  # 1 minute
-    assert outbox.deliver_email(session, email.id).outcome == "skipped"  # not due yet
+    assert outbox.deliver(session, [email.id]) == {}  # not due yet: not attempted
     outbox.deliver_pending(session)  # an operator's "now": attempt 2, then 5 minutes
     session.expire_all()
     delay = session.get(OutboundEmail, email.id).next_attempt_at - utcnow()
