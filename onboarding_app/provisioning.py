@@ -23,7 +23,6 @@ from .checklist import RequiredProgress, TaskState, live_tasks, required_progres
 from .errors import (
     AutomaticTask,
     Conflict,
-    NotFound,
     NotProvisioned,
     NotQualified,
     PasswordAlreadySet,
@@ -33,7 +32,7 @@ from .errors import (
 )
 from .models import Contact, OnboardingProgress, OnboardingTask, User, utcnow
 from .task_kinds import RequestMeta, Submission, kind_of
-from .transactions import MAX_ID, LostRace, get_or_404, run_in_transaction
+from .transactions import LostRace, get_or_404, one_or_404, run_in_transaction
 
 __all__ = [
     "ProvisionResult",
@@ -153,15 +152,9 @@ def provision_account(
 def _contact_and_user(session: Session, contact_id: int) -> tuple[Contact, User | None]:
     """The contact, locked, and the user that already has its email (or None), in one
     statement; the domain's NotFound when there is no such contact."""
-    row = None
-    if 0 <= contact_id <= MAX_ID:  # beyond it no row can match; PostgreSQL would refuse the comparison
-        row = session.execute(
-            select(Contact, User).outerjoin(User, User.email == Contact.email)
-            .where(Contact.id == contact_id).with_for_update(of=Contact)
-        ).one_or_none()
-    if row is None:
-        raise NotFound(f"Contact {contact_id} does not exist.")
-    return tuple(row)
+    query = (select(Contact, User).outerjoin(User, User.email == Contact.email)
+             .where(Contact.id == contact_id).with_for_update(of=Contact))
+    return tuple(one_or_404(session, query, Contact, contact_id))
 
 
 def resend_welcome_email(session: Session, contact_id: int, *, actor: User | int | None = None) -> User:
@@ -310,7 +303,7 @@ def _flip(session: Session, user: User, task: OnboardingTask, progress_id: int, 
 def _locked_task(session: Session, user_id: int, slug: str):
     """The user (locked) with the task of their checklist called ``slug``, its progress row
     and the contact, in one statement; UnknownTask when the checklist has no such task."""
-    row = session.execute(
+    query = (
         select(User, OnboardingTask, OnboardingProgress, Contact)
         .select_from(User)
         .outerjoin(OnboardingTask, and_(OnboardingTask.role == User.role, OnboardingTask.slug == slug, live_tasks()))
@@ -321,10 +314,8 @@ def _locked_task(session: Session, user_id: int, slug: str):
         .outerjoin(Contact, Contact.user_id == User.id)
         .where(User.id == user_id)
         .with_for_update(of=User)
-    ).one_or_none()
-    if row is None:
-        raise NotFound(f"User {user_id} does not exist.")
-    user, task, progress, contact = row
+    )
+    user, task, progress, contact = one_or_404(session, query, User, user_id)
     if task is None:
         raise UnknownTask(f"There is no task {slug!r} in your checklist.", slug=slug)
     return user, task, progress, contact

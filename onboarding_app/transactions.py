@@ -161,12 +161,24 @@ def get_or_404(session: Session, model: type[M], row_id: int, *, lock: bool = Fa
     """The row with this primary key, or the domain's ``NotFound`` ("Contact 7 does not
     exist."). ``lock`` holds the row until the transaction ends (FOR UPDATE on PostgreSQL;
     SQLite serialises writers with its database lock)."""
-    if not 0 <= row_id <= MAX_ID:  # no row can have it; PostgreSQL would refuse the comparison
-        raise NotFound(f"{label or model.__name__} {row_id} does not exist.")
     if lock:
-        row = session.execute(select(model).where(model.id == row_id).with_for_update()).scalar_one_or_none()
-    else:
-        row = session.get(model, row_id)
+        return one_or_404(session, select(model).where(model.id == row_id).with_for_update(), model, row_id,
+                          label=label)[0]
+    row = session.get(model, row_id) if 0 <= row_id <= MAX_ID else None
     if row is None:
-        raise NotFound(f"{label or model.__name__} {row_id} does not exist.")
+        raise _not_found(model, row_id, label)
     return row
+
+
+def one_or_404(session: Session, query, model: type, row_id: int, *, label: str | None = None):
+    """The one result row of ``query``, which selects ``model``'s row ``row_id`` (perhaps with
+    more: other columns, a join, a lock), or the domain's ``NotFound`` as ``get_or_404``'s."""
+    # An id past MAX_ID is no row's; PostgreSQL would refuse the comparison.
+    row = session.execute(query).one_or_none() if 0 <= row_id <= MAX_ID else None
+    if row is None:
+        raise _not_found(model, row_id, label)
+    return row
+
+
+def _not_found(model: type, row_id: int, label: str | None) -> NotFound:
+    return NotFound(f"{label or model.__name__} {row_id} does not exist.")
