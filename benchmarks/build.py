@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
@@ -84,6 +86,29 @@ class BenchData:
         data["staff_tokens"] = len(self.staff_tokens)
         data.pop("staff_password")
         return data
+
+
+def staff_gets(data: BenchData) -> dict[str, tuple[str, bool]]:
+    """The staff member's GET routes whose cost must not follow the data (benchmarks.run's
+    FLAT_ROUTES), as benchmarks.run and benchmarks.inprocess both send them: name -> (path,
+    whether it is a page, sent with the signed-in session; else with the staff's bearer tokens)."""
+    return {
+        "api_contacts_list": ("/api/v1/crm/contacts?per_page=20", False),
+        "api_contacts_search": (f"/api/v1/crm/contacts?{urlencode({'status': 'QUALIFIED', 'q': SEARCH_TERM})}", False),
+        "api_contacts_search_one": (
+            f"/api/v1/crm/contacts?{urlencode({'status': 'QUALIFIED', 'q': data.search_exact})}", False),
+        "crm_contacts": ("/crm/contacts", True),
+        "dashboard": ("/dashboard", True),
+        "tracker": ("/crm/onboarding", True),
+        "api_tracker": ("/api/v1/onboarding/accounts", False),
+    }
+
+
+def csrf_token(page: bytes) -> str:
+    """The CSRF token of a page (its form's field, else its meta tag), to sign in with."""
+    found = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+        rb'name="csrf-token" content="([^"]+)"', page)
+    return found.group(1).decode()
 
 
 def status_for(i: int) -> str:

@@ -28,13 +28,11 @@ import pstats
 import secrets
 import sys
 import tempfile
-import re
 import statistics
 import time
 from pathlib import Path
-from urllib.parse import urlencode
 
-from . import bare, build
+from . import bare, build, run
 
 ROUTES = {
     "api_onboarding": "GET /api/v1/onboarding",
@@ -62,46 +60,27 @@ def plans(data: build.BenchData) -> dict[str, list[tuple[str, dict]]]:
     }
 
 
-# The routes of run.FLAT_ROUTES (same names, same requests as benchmarks.run sends).
-LATENCY_ROUTES = {
-    "api_contacts_search": f"GET /api/v1/crm/contacts?status=QUALIFIED&q={build.SEARCH_TERM}",
-    "api_contacts_search_one": "GET /api/v1/crm/contacts?status=QUALIFIED&q=<one person's email>",
-    "api_contacts_list": "GET /api/v1/crm/contacts?per_page=20",
-    "crm_contacts": "GET /crm/contacts (staff page)",
-    "dashboard": "GET /dashboard (staff page)",
-    "tracker": "GET /crm/onboarding (staff tracker page)",
-    "api_tracker": "GET /api/v1/onboarding/accounts",
-}
+# The routes of run.FLAT_ROUTES, with their labels there (and the same requests: build.staff_gets).
+LATENCY_ROUTES = {name: run.ROUTES[name] for name in run.FLAT_ROUTES}
 
 
-def staff_session(client, data: build.BenchData) -> dict:
+def sign_in_staff(client, data: build.BenchData) -> None:
     """Sign the staff member in through /login (its CSRF token included); the test client keeps
     the session cookie, so the page requests need no header."""
-    page = client.get("/login").get_data()
-    token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
-        rb'name="csrf-token" content="([^"]+)"', page)
+    token = build.csrf_token(client.get("/login").get_data())
     response = client.post("/login", data={"email": data.staff_email, "password": data.staff_password,
-                                           "csrf_token": token.group(1).decode()})
+                                           "csrf_token": token})
     if response.status_code != 302:
         raise RuntimeError(f"staff sign-in answered {response.status_code}")
-    return {}
 
 
 def latency_plans(client, data: build.BenchData) -> dict[str, list[tuple[str, dict]]]:
-    """Per route of LATENCY_ROUTES, the requests to rotate over (``client`` is signed in as staff)."""
-    session = staff_session(client, data)
+    """Per route of LATENCY_ROUTES, the requests to rotate over (``client`` is signed in as staff
+    here: its pages go without a header)."""
+    sign_in_staff(client, data)
     staff = [{"Authorization": f"Bearer {t}"} for t in data.staff_tokens]
-    search = f"/api/v1/crm/contacts?{urlencode({'status': 'QUALIFIED', 'q': build.SEARCH_TERM})}"
-    search_one = f"/api/v1/crm/contacts?{urlencode({'status': 'QUALIFIED', 'q': data.search_exact})}"
-    return {
-        "api_contacts_search": [(search, h) for h in staff],
-        "api_contacts_search_one": [(search_one, h) for h in staff],
-        "api_contacts_list": [("/api/v1/crm/contacts?per_page=20", h) for h in staff],
-        "crm_contacts": [("/crm/contacts", session)],
-        "dashboard": [("/dashboard", session)],
-        "tracker": [("/crm/onboarding", session)],
-        "api_tracker": [("/api/v1/onboarding/accounts", h) for h in staff],
-    }
+    return {name: [(path, {})] if page else [(path, h) for h in staff]
+            for name, (path, page) in build.staff_gets(data).items()}
 
 
 def _timed(client, requests: list[tuple[str, dict]], count: int) -> float:

@@ -28,7 +28,6 @@ import http.client
 import json
 import os
 import platform
-import re
 import secrets
 import shutil
 import socket
@@ -154,9 +153,7 @@ def staff_cookie(port: int, email: str, password: str) -> str:
 
     status, headers, body = request(port, "GET", "/login")
     cookie = session_from(headers)
-    token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', body) or re.search(
-        rb'name="csrf-token" content="([^"]+)"', body)
-    form = urlencode({"email": email, "password": password, "csrf_token": token.group(1).decode()}).encode()
+    form = urlencode({"email": email, "password": password, "csrf_token": build.csrf_token(body)}).encode()
     status, headers, _ = request(port, "POST", "/login", {
         "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}, form)
     if status != 302:
@@ -308,17 +305,10 @@ class Size:
         cookie = staff_cookie(self.server.port, data.staff_email, data.staff_password)
         staff = [{"Authorization": f"Bearer {t}"} for t in data.staff_tokens]
         users = [({"Authorization": f"Bearer {t}"}, slug) for t, slug in data.user_tokens]
-        search = f"/api/v1/crm/contacts?{urlencode({'status': 'QUALIFIED', 'q': build.SEARCH_TERM})}"
-        search_one = f"/api/v1/crm/contacts?{urlencode({'status': 'QUALIFIED', 'q': data.search_exact})}"
         self.plans = {
             "api_onboarding": [("GET", "/api/v1/onboarding", h, None) for h, _ in users],
-            "api_contacts_list": [("GET", "/api/v1/crm/contacts?per_page=20", h, None) for h in staff],
-            "api_contacts_search": [("GET", search, h, None) for h in staff],
-            "api_contacts_search_one": [("GET", search_one, h, None) for h in staff],
-            "crm_contacts": [("GET", "/crm/contacts", {"Cookie": cookie}, None)],
-            "dashboard": [("GET", "/dashboard", {"Cookie": cookie}, None)],
-            "tracker": [("GET", "/crm/onboarding", {"Cookie": cookie}, None)],
-            "api_tracker": [("GET", "/api/v1/onboarding/accounts", h, None) for h in staff],
+            **{name: [("GET", path, {"Cookie": cookie}, None)] if page else [("GET", path, h, None) for h in staff]
+               for name, (path, page) in build.staff_gets(data).items()},
             "api_complete": [("POST", f"/api/v1/onboarding/complete/{slug}", h, None) for h, slug in users],
         }
 
