@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 
 from .errors import NotFound
 from .logsafe import get_logger
+from .schemas import MAX_ID  # the largest value an INTEGER primary key holds
 
 T = TypeVar("T")
 M = TypeVar("M")
 log = get_logger(__name__)
 
 _CALLBACKS = "after_commit_callbacks"
-MAX_ID = 2**31 - 1  # the largest value an INTEGER primary key holds
 
 
 class LostRace(Exception):
