@@ -82,12 +82,17 @@ def test_every_page_fits_a_phone_and_passes_axe(app, make, new_page, mailbox):
     check(forced, "forced password page")
     assert temporary_contact
 
-    # Round-2 pages: the admin's webhooks page.
+    # Round-2 pages: the admin's webhooks page and checklist editor (its Up/Down/Edit/Retire).
     make.user("admin", email="ada.admin@example.com", name="Ada Admin")
     admin = new_page(viewport=PHONE)
     admin.sign_in("ada.admin@example.com", STAFF_PASSWORD)
-    admin.open("/crm/webhooks")
-    check(admin, "webhooks page")
+    for name, path in [
+        ("webhooks page", "/crm/webhooks"),
+        ("checklist editor", "/crm/checklists/client"),
+        ("checklist task edit page", "/crm/checklists/client/tasks/complete-profile/edit"),
+    ]:
+        admin.open(path)
+        check(admin, name)
 
     assert {name: px for name, px in wide.items() if px > 0} == {}
     assert {name: v for name, v in found.items() if v} == {}
